@@ -1,0 +1,82 @@
+/*
+ * alloc.h — the bundled allocator's API, used by shim/ (the interposer) and
+ * the profiler. The allocator knows nothing of profiling; it offers one hook:
+ * an object can be "flagged" (ap_flag), which makes the free fast path miss
+ * for every object of its span, so the caller's slow path can ask
+ * ap_is_flagged_span() and look the object up. See docs/architecture.md.
+ *
+ * Fast paths (malloc/free of small objects) are inline in tcache_inline.h;
+ * everything here is the out-of-line part.
+ */
+#ifndef AP_ALLOC_H
+#define AP_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocation entry points, also valid before any initialisation. All return
+ * NULL with errno = ENOMEM on failure. */
+void *ap_malloc(size_t n);
+void ap_free(void *p);
+void *ap_calloc(size_t nmemb, size_t size);
+void *ap_realloc(void *p, size_t n);
+void *ap_memalign(size_t align, size_t n); /* align: power of two */
+size_t ap_usable_size(const void *p);      /* 0 for NULL or foreign pointers */
+
+/* Slow paths the shim's inline fast paths fall back on. */
+void *ap_malloc_slow(size_t n);
+void ap_free_slow(void *p, uint32_t cls_byte);
+
+/* Is p an object of ours (small, large or huge)? */
+bool ap_owns(const void *p);
+/* Flag p's span so frees of its objects take the slow path. */
+void ap_flag(void *p);
+
+/* Return free memory to the OS and empty the caller's thread cache. Returns
+ * the bytes released. */
+size_t ap_trim(void);
+/* Drain the calling thread's cache; later frees and mallocs of this thread
+ * bypass the cache (called at thread exit). */
+void ap_thread_exit(void);
+
+/* fork: prepare takes every allocator lock; parent and child release them. */
+void ap_fork_prepare(void);
+void ap_fork_parent(void);
+void ap_fork_child(void);
+
+/* Statistics (stats.c). Figures are consistent per layer, not a snapshot of
+ * the whole allocator: thread caches are read without their owners stopping. */
+typedef struct {
+    uint32_t size;         /* bytes per object */
+    uint64_t inuse_objs;   /* handed to the program */
+    uint64_t cached_objs;  /* in thread caches */
+    uint64_t central_objs; /* in transfer caches and span free lists */
+    uint64_t spans;
+    uint64_t span_bytes;   /* pages owned by the class */
+} ap_class_stats_t;
+
+#define AP_STATS_CLASSES 97
+
+typedef struct {
+    uint64_t inuse_bytes;     /* small + large + huge objects handed out (class/page rounded) */
+    uint64_t small_inuse_bytes;
+    uint64_t large_inuse_bytes;
+    uint64_t huge_inuse_bytes;
+    uint64_t large_count;
+    uint64_t huge_count;
+    uint64_t mapped_bytes;    /* address space taken from the OS */
+    uint64_t returned_bytes;  /* mapped, free, and released to the OS */
+    uint64_t free_bytes;      /* mapped, free in the page heap, still resident */
+    uint64_t cached_bytes;    /* in thread caches and central lists */
+    uint64_t metadata_bytes;  /* spans, page map, transfer caches */
+    uint64_t released_total;  /* bytes ever released to the OS */
+    uint32_t nclasses;
+    ap_class_stats_t cls[AP_STATS_CLASSES];
+} ap_stats_t;
+
+void ap_stats_get(ap_stats_t *st);
+/* Human-readable report to fd (malloc_stats). No allocation. */
+void ap_stats_print(int fd);
+
+#endif

@@ -1,0 +1,315 @@
+/*
+ * alloc_internal.h — types and cross-file functions of the bundled allocator.
+ * Read docs/architecture.md first. Grouped by owning file. Nothing here may be
+ * used outside alloc/ except by unit tests and by the shim's inline fast paths
+ * (through tcache_inline.h).
+ *
+ * Locks, in the only order they may be taken:
+ *   registry lock (tcache.c) -> central[c].lock (central.c) -> pageheap lock (pageheap.c)
+ * No lock is held while calling anything outside alloc/.
+ */
+#ifndef AP_ALLOC_INTERNAL_H
+#define AP_ALLOC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alloc.h"
+
+/* ------------------------------------------------------------------------ */
+/* Compiler helpers and assertions                                          */
+/* ------------------------------------------------------------------------ */
+
+#define ap_likely(x) __builtin_expect(!!(x), 1)
+#define ap_unlikely(x) __builtin_expect(!!(x), 0)
+#define AP_NOINLINE __attribute__((noinline))
+#define AP_COLD __attribute__((cold))
+#define AP_INLINE static inline __attribute__((always_inline))
+#define AP_HIDDEN __attribute__((visibility("hidden")))
+#define AP_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#ifndef AP_DEBUG
+#define AP_DEBUG 0
+#endif
+
+/* Reports through write(2) and aborts; never allocates. */
+AP_NOINLINE AP_COLD void ap_assert_fail(const char *expr, const char *file, int line);
+
+/* Level 1: cheap preconditions. Level 3: whole-structure validators. The
+ * expression is always type-checked, and compiled away when disabled. */
+#define AP_ASSERT_LEVEL(level, e)                                                                  \
+    do {                                                                                           \
+        if (AP_DEBUG >= (level) && ap_unlikely(!(e)))                                              \
+            ap_assert_fail(#e, __FILE__, __LINE__);                                                \
+    } while (0)
+#define ap_assert(e) AP_ASSERT_LEVEL(1, e)
+#define ap_assert_internal(e) AP_ASSERT_LEVEL(2, e)
+#define ap_assert_expensive(e) AP_ASSERT_LEVEL(3, e)
+
+/* ------------------------------------------------------------------------ */
+/* Size classes (size_classes.c, generated table in size_classes.inc)       */
+/* ------------------------------------------------------------------------ */
+
+#include "size_classes.h"
+
+#define AP_PAGE_SIZE ((size_t)1 << AP_PAGE_SHIFT)
+#define AP_PAGE_MASK (AP_PAGE_SIZE - 1)
+/* Allocations at or above this go straight to mmap and back to munmap. */
+#define AP_HUGE_THRESHOLD ((size_t)32 << 20)
+/* Class byte in the page map: low 7 bits = class, this bit = "flagged" span
+ * (holds objects the caller asked to hear about on free: sampled objects). */
+#define AP_CLASS_FLAG 0x80u
+
+/* ------------------------------------------------------------------------ */
+/* Locks (lock.c): a futex mutex; uncontended lock/unlock is one atomic each */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    _Atomic uint32_t v; /* 0 free, 1 held, 2 held with waiters */
+} ap_lock_t;
+
+void ap_lock_slow(ap_lock_t *l);
+void ap_unlock_wake(ap_lock_t *l);
+
+AP_INLINE void ap_lock(ap_lock_t *l)
+{
+    uint32_t z = 0;
+    if (ap_likely(atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
+                                                          memory_order_relaxed)))
+        return;
+    ap_lock_slow(l);
+}
+
+AP_INLINE void ap_unlock(ap_lock_t *l)
+{
+    if (ap_unlikely(atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2))
+        ap_unlock_wake(l);
+}
+
+AP_INLINE void ap_lock_init(ap_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+
+/* ------------------------------------------------------------------------ */
+/* OS memory (os.c): the only file that calls mmap/munmap/madvise           */
+/* ------------------------------------------------------------------------ */
+
+/* An ops table so tests can inject failures (OOM) and count calls. */
+typedef struct {
+    void *(*map)(size_t bytes);              /* zeroed, AP_PAGE_SIZE-aligned, or NULL */
+    void (*unmap)(void *p, size_t bytes);
+    void (*release)(void *p, size_t bytes);  /* drop pages; they read back as zero */
+    /* in place when to is NULL, else moved onto the mapping at to; NULL on failure */
+    void *(*remap)(void *p, size_t old_bytes, size_t new_bytes, void *to);
+} ap_os_ops_t;
+
+extern const ap_os_ops_t ap_os_default_ops;
+extern const ap_os_ops_t *ap_os_ops;
+
+AP_INLINE void *ap_os_map(size_t bytes) { return ap_os_ops->map(bytes); }
+AP_INLINE void ap_os_unmap(void *p, size_t bytes) { ap_os_ops->unmap(p, bytes); }
+AP_INLINE void ap_os_release(void *p, size_t bytes) { ap_os_ops->release(p, bytes); }
+AP_INLINE void *ap_os_remap(void *p, size_t o, size_t n, void *to)
+{
+    return ap_os_ops->remap(p, o, n, to);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spans (pageheap.c)                                                       */
+/* ------------------------------------------------------------------------ */
+
+enum ap_span_state {
+    AP_SPAN_FREE = 1,  /* in the page heap's free lists */
+    AP_SPAN_SMALL = 2, /* carved into objects of one size class (central.c) */
+    AP_SPAN_LARGE = 3, /* one allocation of whole pages */
+    AP_SPAN_HUGE = 4,  /* one allocation mapped on its own (large.c) */
+};
+
+typedef struct ap_span {
+    uintptr_t start;           /* address of the first page */
+    size_t npages;             /* length in pages (HUGE: mapping length in pages) */
+    struct ap_span *next;      /* free list (page heap) or span list (central) */
+    struct ap_span *prev;
+    void *freelist;            /* SMALL: objects returned to this span */
+    char *bump;                /* SMALL: next never-handed-out object */
+    char *limit;               /* SMALL: end of the last whole object */
+    uint32_t allocated;        /* SMALL: objects handed out and not returned */
+    uint8_t sizeclass;         /* SMALL: its class; else 0 */
+    uint8_t state;             /* enum ap_span_state */
+    uint8_t returned;          /* FREE: pages are released to the OS (read as zero) */
+    uint8_t flagged;           /* SMALL/LARGE/HUGE: holds flagged objects */
+    uint8_t in_list;           /* SMALL: on its central nonempty list */
+    size_t requested;          /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
+} ap_span_t;
+
+/* ------------------------------------------------------------------------ */
+/* Page map (pagemap.c): page number -> span and class byte                 */
+/* ------------------------------------------------------------------------ */
+
+#define AP_ADDR_BITS 48
+#define AP_LEAF_BITS 15
+#define AP_ROOT_BITS (AP_ADDR_BITS - AP_PAGE_SHIFT - AP_LEAF_BITS)
+#define AP_LEAF_LEN ((size_t)1 << AP_LEAF_BITS)
+#define AP_ROOT_LEN ((size_t)1 << AP_ROOT_BITS)
+
+typedef struct {
+    uint8_t cls[AP_LEAF_LEN];           /* read by the free fast path */
+    ap_span_t *span[AP_LEAF_LEN];       /* read by slow paths */
+} ap_pagemap_leaf_t;
+
+/* Root entries hold (leaf address - &ap_pagemap_empty_leaf), so the zeroed
+ * root of a fresh process points every address at an all-zero leaf and the
+ * fast path needs no NULL check: unknown pointers read class 0. */
+extern intptr_t ap_pagemap_root[AP_ROOT_LEN];
+extern ap_pagemap_leaf_t ap_pagemap_empty_leaf;
+
+AP_INLINE ap_pagemap_leaf_t *ap_pagemap_leaf(uintptr_t page)
+{
+    intptr_t off = ap_pagemap_root[(page >> AP_LEAF_BITS) & (AP_ROOT_LEN - 1)];
+    return (ap_pagemap_leaf_t *)((char *)&ap_pagemap_empty_leaf + off);
+}
+
+/* Class byte of the page holding p (0: not a small object of ours). */
+AP_INLINE uint32_t ap_pagemap_class(const void *p)
+{
+    uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
+    return ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)];
+}
+
+AP_INLINE ap_span_t *ap_pagemap_span(const void *p)
+{
+    uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
+    return ap_pagemap_leaf(page)->span[page & (AP_LEAF_LEN - 1)];
+}
+
+/* Setters: page heap lock held. They return -ENOMEM when a leaf cannot be mapped. */
+int ap_pagemap_ensure(uintptr_t first_page, size_t npages);
+void ap_pagemap_set(uintptr_t page, ap_span_t *s, uint8_t cls);
+void ap_pagemap_set_range(uintptr_t first_page, size_t npages, ap_span_t *s, uint8_t cls);
+void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls);
+size_t ap_pagemap_bytes(void); /* metadata mapped for leaves */
+
+/* ------------------------------------------------------------------------ */
+/* Page heap (pageheap.c): free spans by length, coalescing, OS return       */
+/* ------------------------------------------------------------------------ */
+
+#define AP_HEAP_EXACT_LISTS 128 /* free spans of 1..128 pages; longer ones in one list */
+
+typedef struct {
+    ap_lock_t lock;
+    ap_span_t exact[AP_HEAP_EXACT_LISTS + 1]; /* sentinels, index = length */
+    ap_span_t longer;                         /* sentinel: spans > 128 pages */
+    ap_span_t *span_freelist;                 /* recycled span structs */
+    size_t free_dirty_pages;                  /* free, still backed by memory */
+    size_t free_clean_pages;                  /* free, released to the OS */
+    size_t inuse_pages;                       /* SMALL + LARGE spans */
+    size_t mapped_bytes;                      /* page heap mappings + huge mappings */
+    size_t huge_bytes;                        /* huge mappings in use */
+    size_t huge_count;
+    size_t large_inuse_bytes;                 /* LARGE spans' pages */
+    size_t large_count;
+    size_t meta_bytes;                        /* span structs */
+    size_t release_count;                     /* madvise calls */
+    size_t released_bytes_total;              /* bytes ever released to the OS */
+    size_t dirty_limit_pages;                 /* scavenge above this (0: default) */
+} ap_pageheap_t;
+
+extern ap_pageheap_t ap_heap;
+
+void ap_pageheap_init(void);
+/* All take and drop the page heap lock themselves. */
+/* A span of npages whose first page is a multiple of align_pages (a power of
+ * two). cls > 0 makes it a SMALL span of that class (every page mapped);
+ * else LARGE. *zeroed tells whether its pages are known to read as zero. */
+ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, bool *zeroed);
+void ap_pageheap_free(ap_span_t *s);
+bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
+void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
+size_t ap_pageheap_release_all(void);
+void ap_pageheap_flag(ap_span_t *s);
+/* Span structs for huge mappings (locked inside). */
+ap_span_t *ap_pageheap_new_span(void);
+void ap_pageheap_delete_span(ap_span_t *s);
+/* For tests and validators: walk every free span, lock held by the caller. */
+bool ap_pageheap_validate_locked(void);
+
+/* ------------------------------------------------------------------------ */
+/* Central free lists (central.c): one per class, each with its own lock     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    ap_lock_t lock;
+    uint32_t cls;
+    uint32_t tc_count; /* transfer cache: objects in tc_slots */
+    uint32_t tc_cap;
+    void **tc_slots;
+    ap_span_t nonempty;  /* sentinel: spans with objects to hand out */
+    size_t nspans;       /* SMALL spans owned by this class */
+    size_t nout;         /* objects handed to thread caches minus returned */
+    size_t span_objs_free; /* objects free inside owned spans (freelist + bump) */
+} __attribute__((aligned(64))) ap_central_t;
+
+extern ap_central_t ap_central[AP_NUM_CLASSES];
+
+void ap_central_init(void);
+/* Fill out[0..n) with up to n objects; returns how many (0: out of memory). */
+int ap_central_remove(uint32_t cls, void **out, int n);
+/* Give back n objects of class cls. */
+void ap_central_insert(uint32_t cls, void **objs, int n);
+/* Move transfer-cache objects back into their spans (malloc_trim). */
+void ap_central_drain(uint32_t cls);
+
+/* ------------------------------------------------------------------------ */
+/* Thread caches (tcache.c, fast paths in tcache_inline.h)                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    void *head;
+    uint32_t count;
+    uint32_t max; /* 0 until the cache is set up, and again once the thread exits */
+} ap_tlist_t;
+
+enum ap_tcache_state { AP_TC_NEW = 0, AP_TC_LIVE = 1, AP_TC_DEAD = 2 };
+
+typedef struct ap_tcache {
+    ap_tlist_t list[AP_NUM_CLASSES];
+    struct ap_tcache *next, *prev; /* registry of live caches */
+    uint32_t state;
+} ap_tcache_t;
+
+extern AP_TLS ap_tcache_t ap_tls_tcache;
+
+AP_NOINLINE void *ap_tcache_alloc_slow(uint32_t cls);
+AP_NOINLINE void ap_tcache_free_slow(uint32_t cls, void *p);
+void ap_tcache_flush_all(ap_tcache_t *tc);
+/* Sum of the objects cached by every live thread, per class (stats). */
+void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES]);
+void ap_tcache_fork_prepare(void);
+void ap_tcache_fork_parent(void);
+void ap_tcache_fork_child(void);
+
+/* ------------------------------------------------------------------------ */
+/* Large and huge allocations (large.c)                                     */
+/* ------------------------------------------------------------------------ */
+
+void *ap_large_alloc(size_t n, size_t align, bool zero);
+void ap_large_free(ap_span_t *s);
+void *ap_large_realloc(ap_span_t *s, size_t n);
+size_t ap_large_usable(const ap_span_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Global state (alloc.c)                                                   */
+/* ------------------------------------------------------------------------ */
+
+extern _Atomic int ap_initialized;
+AP_NOINLINE void ap_init_slow(void);
+AP_INLINE void ap_ensure_init(void)
+{
+    if (ap_unlikely(!atomic_load_explicit(&ap_initialized, memory_order_acquire)))
+        ap_init_slow();
+}
+
+/* Small-object allocation that never touches a thread cache. */
+void *ap_small_alloc_nocache(uint32_t cls);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * central.c — the central free lists, one per size class, each behind its own
+ * lock (so threads working on different classes never contend).
+ *
+ * Each list has two tiers, tried in order:
+ *   1. the transfer cache: a plain array of object pointers. Thread caches
+ *      move whole batches in and out with one memcpy, so the common
+ *      refill/flush touches no object and no span;
+ *   2. the spans of the class: each SMALL span hands out objects from its own
+ *      free list, then from a bump pointer over never-used memory (pages stay
+ *      untouched, hence not resident, until first handed out). Spans with
+ *      objects to give are on the `nonempty` list; a span whose objects have
+ *      all come back is returned to the page heap at once.
+ * Objects go back into their spans only when the transfer cache is full.
+ *
+ * Invariant: sum over the class's spans of `allocated` = nout + tc_count.
+ * Lock order: central lock -> page heap lock. See docs/architecture.md.
+ */
+#include <string.h>
+
+#include "alloc_internal.h"
+
+AP_HIDDEN ap_central_t ap_central[AP_NUM_CLASSES];
+
+static void list_init(ap_span_t *h) { h->next = h->prev = h; }
+
+static void span_list_push(ap_central_t *c, ap_span_t *s)
+{
+    ap_span_t *h = &c->nonempty;
+    s->prev = h;
+    s->next = h->next;
+    h->next->prev = s;
+    h->next = s;
+    s->in_list = 1;
+}
+
+static void span_list_remove(ap_span_t *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_list = 0;
+}
+
+static uint32_t transfer_cap(uint32_t cls)
+{
+    uint32_t batch = ap_class_batch[cls];
+    uint32_t cap = (512u << 10) / ap_class_size[cls];
+    if (cap < 2 * batch)
+        cap = 2 * batch;
+    if (cap > 1024)
+        cap = 1024;
+    return cap / batch * batch;
+}
+
+void ap_central_init(void)
+{
+    size_t slots = 0;
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+        slots += transfer_cap(c);
+    void **mem = ap_os_map(slots * sizeof(void *));
+    for (uint32_t c = 0; c < AP_NUM_CLASSES; c++) {
+        ap_central_t *ce = &ap_central[c];
+        ap_lock_init(&ce->lock);
+        ce->cls = c;
+        list_init(&ce->nonempty);
+        if (c == 0 || !mem)
+            continue; /* without a transfer cache every batch goes to the spans */
+        ce->tc_cap = transfer_cap(c);
+        ce->tc_slots = mem;
+        mem += ce->tc_cap;
+    }
+}
+
+static ap_span_t *new_span_locked(ap_central_t *c)
+{
+    uint32_t cls = c->cls;
+    bool zeroed;
+    ap_span_t *s = ap_pageheap_alloc(ap_class_pages[cls], 1, (uint8_t)cls, &zeroed);
+    if (!s)
+        return NULL;
+    s->freelist = NULL;
+    s->bump = (char *)s->start;
+    s->limit = (char *)s->start + (size_t)ap_class_objs[cls] * ap_class_size[cls];
+    s->allocated = 0;
+    c->nspans++;
+    c->span_objs_free += ap_class_objs[cls];
+    span_list_push(c, s);
+    return s;
+}
+
+static int fill_from_spans_locked(ap_central_t *c, void **out, int n)
+{
+    uint32_t size = ap_class_size[c->cls];
+    int got = 0;
+    while (got < n) {
+        ap_span_t *s = c->nonempty.next;
+        if (s == &c->nonempty && !(s = new_span_locked(c)))
+            break;
+        int before = got;
+        while (got < n && s->freelist) {
+            void *p = s->freelist;
+            s->freelist = *(void **)p;
+            out[got++] = p;
+        }
+        while (got < n && s->bump < s->limit) {
+            out[got++] = s->bump;
+            s->bump += size;
+        }
+        s->allocated += (uint32_t)(got - before);
+        if (!s->freelist && s->bump >= s->limit)
+            span_list_remove(s);
+    }
+    c->span_objs_free -= (size_t)got;
+    return got;
+}
+
+static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        void *p = objs[i];
+        ap_span_t *s = ap_pagemap_span(p);
+        ap_assert(s && s->state == AP_SPAN_SMALL && s->sizeclass == c->cls);
+        *(void **)p = s->freelist;
+        s->freelist = p;
+        s->allocated--;
+        c->span_objs_free++;
+        if (s->allocated == 0) {
+            if (s->in_list)
+                span_list_remove(s);
+            c->nspans--;
+            c->span_objs_free -= ap_class_objs[c->cls];
+            ap_pageheap_free(s);
+        } else if (!s->in_list) {
+            span_list_push(c, s);
+        }
+    }
+}
+
+int ap_central_remove(uint32_t cls, void **out, int n)
+{
+    ap_central_t *c = &ap_central[cls];
+    ap_lock(&c->lock);
+    int got;
+    if (c->tc_count >= (uint32_t)n) {
+        c->tc_count -= (uint32_t)n;
+        memcpy(out, c->tc_slots + c->tc_count, (size_t)n * sizeof(void *));
+        got = n;
+    } else {
+        got = (int)c->tc_count;
+        memcpy(out, c->tc_slots, (size_t)got * sizeof(void *));
+        c->tc_count = 0;
+        got += fill_from_spans_locked(c, out + got, n - got);
+    }
+    c->nout += (size_t)got;
+    ap_unlock(&c->lock);
+    return got;
+}
+
+void ap_central_insert(uint32_t cls, void **objs, int n)
+{
+    ap_central_t *c = &ap_central[cls];
+    ap_lock(&c->lock);
+    c->nout -= (size_t)n;
+    if (c->tc_count + (uint32_t)n <= c->tc_cap) {
+        memcpy(c->tc_slots + c->tc_count, objs, (size_t)n * sizeof(void *));
+        c->tc_count += (uint32_t)n;
+    } else {
+        release_to_spans_locked(c, objs, n);
+    }
+    ap_unlock(&c->lock);
+}
+
+void ap_central_drain(uint32_t cls)
+{
+    ap_central_t *c = &ap_central[cls];
+    ap_lock(&c->lock);
+    release_to_spans_locked(c, c->tc_slots, (int)c->tc_count);
+    c->tc_count = 0;
+    ap_unlock(&c->lock);
+}
+
+void *ap_small_alloc_nocache(uint32_t cls)
+{
+    void *p;
+    return ap_central_remove(cls, &p, 1) == 1 ? p : NULL;
+}

@@ -1,0 +1,47 @@
+/*
+ * os.c — the allocator's only contact with the kernel's memory calls: mmap,
+ * munmap, madvise and mremap, behind an ops table (ap_os_ops) so unit tests
+ * can inject failures and count calls. Every mapping is AP_PAGE_SIZE (8 KiB)
+ * aligned; the kernel gives 4 KiB alignment, so we over-map and trim.
+ * Released pages use MADV_DONTNEED: RSS drops at once and the pages read back
+ * as zero, which lets calloc skip its memset on released spans.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "alloc_internal.h"
+
+static void *os_map(size_t bytes)
+{
+    size_t len = bytes + AP_PAGE_SIZE;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t a = ((uintptr_t)p + AP_PAGE_MASK) & ~(uintptr_t)AP_PAGE_MASK;
+    size_t head = a - (uintptr_t)p;
+    if (head)
+        munmap(p, head);
+    size_t tail = len - head - bytes;
+    if (tail)
+        munmap((char *)a + bytes, tail);
+    return (void *)a;
+}
+
+static void os_unmap(void *p, size_t bytes) { munmap(p, bytes); }
+
+static void os_release(void *p, size_t bytes) { madvise(p, bytes, MADV_DONTNEED); }
+
+/* Resize a mapping: in place when to is NULL, else move its pages onto the
+ * existing mapping at `to` (replacing it) without copying. */
+static void *os_remap(void *p, size_t old_bytes, size_t new_bytes, void *to)
+{
+    void *q = to ? mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, to)
+                 : mremap(p, old_bytes, new_bytes, 0);
+    return q == MAP_FAILED ? NULL : q;
+}
+
+const ap_os_ops_t ap_os_default_ops = {os_map, os_unmap, os_release, os_remap};
+const ap_os_ops_t *ap_os_ops = &ap_os_default_ops;

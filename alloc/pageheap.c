@@ -1,0 +1,435 @@
+/*
+ * pageheap.c — the page heap: runs of 8 KiB pages ("spans") taken from the OS
+ * in chunks, handed out whole (to central lists, which carve them into
+ * objects, or as large allocations), and coalesced when they come back.
+ *
+ * Free spans sit in 128 exact-length lists (1..128 pages) and one list for
+ * longer runs (best fit). A free span is either dirty (its pages may be
+ * resident) or returned (released with MADV_DONTNEED: not resident, reads as
+ * zero). Dirty spans go to the front of a list and returned ones to the back,
+ * so allocation reuses resident memory first. Neighbours coalesce only when
+ * both are in the same state, so "returned" stays exact and calloc can skip
+ * its memset on returned spans.
+ *
+ * Releasing memory: when free dirty pages exceed the dirty limit (default
+ * AP_DIRTY_LIMIT_PAGES + 1/8 of the pages in use), the longest dirty spans
+ * are released until half the limit remains. malloc_trim releases them all.
+ *
+ * One lock (ap_heap.lock) guards everything here, the page map's writers and
+ * the span-struct pool. Callers may hold a central lock (order: central ->
+ * page heap). See docs/architecture.md.
+ */
+#include <string.h>
+
+#include "alloc_internal.h"
+
+#define AP_GROW_MIN_PAGES ((size_t)(8u << 20) >> AP_PAGE_SHIFT) /* map at least 8 MiB */
+#define AP_DIRTY_LIMIT_PAGES ((size_t)(16u << 20) >> AP_PAGE_SHIFT)
+#define AP_MAX_PAGES (((size_t)1 << 46) >> AP_PAGE_SHIFT)
+
+AP_HIDDEN ap_pageheap_t ap_heap;
+
+/* ---- intrusive circular lists with a sentinel ---- */
+
+static void list_init(ap_span_t *h) { h->next = h->prev = h; }
+static bool list_empty(const ap_span_t *h) { return h->next == h; }
+
+static void list_insert_after(ap_span_t *pos, ap_span_t *s)
+{
+    s->prev = pos;
+    s->next = pos->next;
+    pos->next->prev = s;
+    pos->next = s;
+}
+
+static void list_remove(ap_span_t *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* ---- span structs, from our own mapped chunks ---- */
+
+static ap_span_t *span_new_locked(void)
+{
+    ap_span_t *s = ap_heap.span_freelist;
+    if (!s) {
+        size_t chunk = 64u << 10;
+        char *m = ap_os_map(chunk);
+        if (!m)
+            return NULL;
+        ap_heap.meta_bytes += chunk;
+        for (size_t off = 0; off + sizeof(ap_span_t) <= chunk; off += sizeof(ap_span_t)) {
+            ap_span_t *t = (ap_span_t *)(m + off);
+            t->next = ap_heap.span_freelist;
+            ap_heap.span_freelist = t;
+        }
+        s = ap_heap.span_freelist;
+    }
+    ap_heap.span_freelist = s->next;
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static void span_delete_locked(ap_span_t *s)
+{
+    s->state = 0;
+    s->next = ap_heap.span_freelist;
+    ap_heap.span_freelist = s;
+}
+
+ap_span_t *ap_pageheap_new_span(void)
+{
+    ap_lock(&ap_heap.lock);
+    ap_span_t *s = span_new_locked();
+    ap_unlock(&ap_heap.lock);
+    return s;
+}
+
+void ap_pageheap_delete_span(ap_span_t *s)
+{
+    ap_lock(&ap_heap.lock);
+    span_delete_locked(s);
+    ap_unlock(&ap_heap.lock);
+}
+
+/* ---- free lists ---- */
+
+static uintptr_t first_page(const ap_span_t *s) { return s->start >> AP_PAGE_SHIFT; }
+static uintptr_t last_page(const ap_span_t *s) { return first_page(s) + s->npages - 1; }
+
+static ap_span_t *free_list(size_t npages)
+{
+    return npages <= AP_HEAP_EXACT_LISTS ? &ap_heap.exact[npages] : &ap_heap.longer;
+}
+
+/* Put s in the free lists as is (no coalescing). */
+static void free_insert_locked(ap_span_t *s)
+{
+    ap_span_t *h = free_list(s->npages);
+    s->state = AP_SPAN_FREE;
+    s->sizeclass = 0;
+    s->flagged = 0;
+    ap_pagemap_set(first_page(s), s, 0);
+    ap_pagemap_set(last_page(s), s, 0);
+    if (s->returned) {
+        list_insert_after(h->prev, s);
+        ap_heap.free_clean_pages += s->npages;
+    } else {
+        list_insert_after(h, s);
+        ap_heap.free_dirty_pages += s->npages;
+    }
+}
+
+static void free_remove_locked(ap_span_t *s)
+{
+    ap_assert(s->state == AP_SPAN_FREE);
+    list_remove(s);
+    if (s->returned)
+        ap_heap.free_clean_pages -= s->npages;
+    else
+        ap_heap.free_dirty_pages -= s->npages;
+}
+
+/* The free neighbour of s in the same returned state, or NULL. */
+static ap_span_t *free_neighbour(const ap_span_t *s, bool before)
+{
+    uintptr_t page = before ? first_page(s) - 1 : last_page(s) + 1;
+    ap_span_t *n = ap_pagemap_leaf(page)->span[page & (AP_LEAF_LEN - 1)];
+    if (!n || n->state != AP_SPAN_FREE || n->returned != s->returned)
+        return NULL;
+    bool adjacent = before ? n->start + (n->npages << AP_PAGE_SHIFT) == s->start
+                           : s->start + (s->npages << AP_PAGE_SHIFT) == n->start;
+    return adjacent ? n : NULL;
+}
+
+/* Insert s, merging it with free neighbours in the same state. */
+static void free_coalesce_insert_locked(ap_span_t *s)
+{
+    ap_span_t *n;
+    if ((n = free_neighbour(s, true))) {
+        free_remove_locked(n);
+        s->start = n->start;
+        s->npages += n->npages;
+        span_delete_locked(n);
+    }
+    if ((n = free_neighbour(s, false))) {
+        free_remove_locked(n);
+        s->npages += n->npages;
+        span_delete_locked(n);
+    }
+    free_insert_locked(s);
+}
+
+/* Split the first npages off free-list-less span s; the rest goes back free. */
+static int split_tail_locked(ap_span_t *s, size_t npages)
+{
+    if (s->npages == npages)
+        return 0;
+    ap_span_t *rest = span_new_locked();
+    if (!rest)
+        return -12;
+    rest->start = s->start + (npages << AP_PAGE_SHIFT);
+    rest->npages = s->npages - npages;
+    rest->returned = s->returned;
+    s->npages = npages;
+    free_insert_locked(rest);
+    return 0;
+}
+
+static ap_span_t *find_free_locked(size_t npages)
+{
+    for (size_t n = npages; n <= AP_HEAP_EXACT_LISTS; n++)
+        if (!list_empty(&ap_heap.exact[n]))
+            return ap_heap.exact[n].next;
+    ap_span_t *best = NULL;
+    for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
+        if (s->npages >= npages &&
+            (!best || s->npages < best->npages ||
+             (s->npages == best->npages && !s->returned && best->returned)))
+            best = s;
+    return best;
+}
+
+static bool grow_locked(size_t npages)
+{
+    size_t n = npages < AP_GROW_MIN_PAGES ? AP_GROW_MIN_PAGES : npages;
+    void *m = ap_os_map(n << AP_PAGE_SHIFT);
+    if (!m && n > npages) {
+        n = npages;
+        m = ap_os_map(n << AP_PAGE_SHIFT);
+    }
+    if (!m)
+        return false;
+    uintptr_t page = (uintptr_t)m >> AP_PAGE_SHIFT;
+    ap_span_t *s = span_new_locked();
+    if (!s || ap_pagemap_ensure(page, n) != 0) {
+        if (s)
+            span_delete_locked(s);
+        ap_os_unmap(m, n << AP_PAGE_SHIFT);
+        return false;
+    }
+    ap_heap.mapped_bytes += n << AP_PAGE_SHIFT;
+    s->start = (uintptr_t)m;
+    s->npages = n;
+    s->returned = 1; /* fresh mappings are zero and not resident */
+    free_coalesce_insert_locked(s);
+    return true;
+}
+
+/* ---- releasing memory to the OS ---- */
+
+static size_t dirty_limit(void)
+{
+    if (ap_heap.dirty_limit_pages)
+        return ap_heap.dirty_limit_pages;
+    return AP_DIRTY_LIMIT_PAGES + ap_heap.inuse_pages / 8;
+}
+
+static void release_span_locked(ap_span_t *s)
+{
+    free_remove_locked(s);
+    ap_os_release((void *)s->start, s->npages << AP_PAGE_SHIFT);
+    ap_heap.release_count++;
+    ap_heap.released_bytes_total += s->npages << AP_PAGE_SHIFT;
+    s->returned = 1;
+    free_coalesce_insert_locked(s);
+}
+
+/* Release dirty spans, longest first, until at most target dirty pages remain. */
+static size_t scavenge_locked(size_t target)
+{
+    size_t released = 0;
+    while (ap_heap.free_dirty_pages > target) {
+        ap_span_t *pick = NULL;
+        for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
+            if (!s->returned && (!pick || s->npages > pick->npages))
+                pick = s;
+        for (size_t n = AP_HEAP_EXACT_LISTS; !pick && n > 0; n--) {
+            ap_span_t *h = &ap_heap.exact[n];
+            if (!list_empty(h) && !h->next->returned)
+                pick = h->next;
+        }
+        if (!pick)
+            break;
+        released += pick->npages << AP_PAGE_SHIFT;
+        release_span_locked(pick);
+    }
+    return released;
+}
+
+size_t ap_pageheap_release_all(void)
+{
+    ap_lock(&ap_heap.lock);
+    size_t r = scavenge_locked(0);
+    ap_unlock(&ap_heap.lock);
+    return r;
+}
+
+/* ---- the API ---- */
+
+void ap_pageheap_init(void)
+{
+    ap_lock_init(&ap_heap.lock);
+    for (size_t i = 0; i <= AP_HEAP_EXACT_LISTS; i++)
+        list_init(&ap_heap.exact[i]);
+    list_init(&ap_heap.longer);
+}
+
+ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, bool *zeroed)
+{
+    ap_assert(npages > 0 && align_pages > 0 && (align_pages & (align_pages - 1)) == 0);
+    if (npages > AP_MAX_PAGES || align_pages > AP_MAX_PAGES)
+        return NULL;
+    size_t want = npages + align_pages - 1;
+    ap_lock(&ap_heap.lock);
+    ap_span_t *s = find_free_locked(want);
+    if (!s && grow_locked(want))
+        s = find_free_locked(want);
+    if (!s)
+        goto fail;
+    free_remove_locked(s);
+    size_t lead = (align_pages - (first_page(s) & (align_pages - 1))) & (align_pages - 1);
+    if (lead) {
+        ap_span_t *head = span_new_locked();
+        if (!head) {
+            free_insert_locked(s);
+            goto fail;
+        }
+        head->start = s->start;
+        head->npages = lead;
+        head->returned = s->returned;
+        s->start += lead << AP_PAGE_SHIFT;
+        s->npages -= lead;
+        free_insert_locked(head);
+    }
+    if (split_tail_locked(s, npages) != 0) {
+        free_coalesce_insert_locked(s);
+        goto fail;
+    }
+    *zeroed = s->returned;
+    s->returned = 0;
+    s->sizeclass = cls;
+    s->state = cls ? AP_SPAN_SMALL : AP_SPAN_LARGE;
+    if (cls) {
+        ap_pagemap_set_range(first_page(s), npages, s, cls);
+    } else {
+        ap_pagemap_set(first_page(s), s, 0);
+        ap_pagemap_set(last_page(s), s, 0);
+        ap_heap.large_inuse_bytes += npages << AP_PAGE_SHIFT;
+        ap_heap.large_count++;
+    }
+    ap_heap.inuse_pages += npages;
+    ap_unlock(&ap_heap.lock);
+    return s;
+fail:
+    ap_unlock(&ap_heap.lock);
+    return NULL;
+}
+
+void ap_pageheap_free(ap_span_t *s)
+{
+    ap_lock(&ap_heap.lock);
+    ap_assert(s->state == AP_SPAN_SMALL || s->state == AP_SPAN_LARGE);
+    if (s->state == AP_SPAN_SMALL) {
+        ap_pagemap_set_class_range(first_page(s), s->npages, 0);
+    } else {
+        ap_heap.large_inuse_bytes -= s->npages << AP_PAGE_SHIFT;
+        ap_heap.large_count--;
+    }
+    ap_heap.inuse_pages -= s->npages;
+    s->returned = 0;
+    s->freelist = NULL;
+    s->bump = s->limit = NULL;
+    s->allocated = 0;
+    s->in_list = 0;
+    free_coalesce_insert_locked(s);
+    size_t limit = dirty_limit();
+    if (ap_heap.free_dirty_pages > limit)
+        scavenge_locked(limit / 2);
+    ap_unlock(&ap_heap.lock);
+}
+
+bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages)
+{
+    ap_assert(s->state == AP_SPAN_LARGE && new_npages > s->npages);
+    bool ok = false;
+    ap_lock(&ap_heap.lock);
+    size_t extra = new_npages - s->npages;
+    uintptr_t page = last_page(s) + 1;
+    ap_span_t *n = ap_pagemap_leaf(page)->span[page & (AP_LEAF_LEN - 1)];
+    if (n && n->state == AP_SPAN_FREE && n->start == s->start + (s->npages << AP_PAGE_SHIFT) &&
+        n->npages >= extra) {
+        free_remove_locked(n);
+        if (split_tail_locked(n, extra) == 0) {
+            span_delete_locked(n);
+            s->npages = new_npages;
+            ap_pagemap_set(last_page(s), s, 0);
+            ap_heap.inuse_pages += extra;
+            ap_heap.large_inuse_bytes += extra << AP_PAGE_SHIFT;
+            ok = true;
+        } else {
+            free_insert_locked(n);
+        }
+    }
+    ap_unlock(&ap_heap.lock);
+    return ok;
+}
+
+void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
+{
+    ap_assert(s->state == AP_SPAN_LARGE && new_npages > 0 && new_npages <= s->npages);
+    ap_lock(&ap_heap.lock);
+    ap_span_t *rest = new_npages < s->npages ? span_new_locked() : NULL;
+    if (rest) {
+        size_t cut = s->npages - new_npages;
+        rest->start = s->start + (new_npages << AP_PAGE_SHIFT);
+        rest->npages = cut;
+        s->npages = new_npages;
+        ap_pagemap_set(last_page(s), s, 0);
+        ap_heap.inuse_pages -= cut;
+        ap_heap.large_inuse_bytes -= cut << AP_PAGE_SHIFT;
+        free_coalesce_insert_locked(rest);
+    }
+    ap_unlock(&ap_heap.lock);
+}
+
+void ap_pageheap_flag(ap_span_t *s)
+{
+    ap_lock(&ap_heap.lock);
+    if (!s->flagged) {
+        s->flagged = 1;
+        if (s->state == AP_SPAN_SMALL)
+            ap_pagemap_set_class_range(first_page(s), s->npages, s->sizeclass | AP_CLASS_FLAG);
+    }
+    ap_unlock(&ap_heap.lock);
+}
+
+static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dirty, size_t *clean)
+{
+    for (ap_span_t *s = h->next; s != h; s = s->next) {
+        if (s->state != AP_SPAN_FREE || s->npages < lo || s->npages > hi)
+            return false;
+        if (ap_pagemap_span((void *)s->start) != s ||
+            ap_pagemap_span((void *)(s->start + ((s->npages - 1) << AP_PAGE_SHIFT))) != s)
+            return false;
+        if (ap_pagemap_class((void *)s->start) != 0)
+            return false;
+        if (free_neighbour(s, true) || free_neighbour(s, false))
+            return false; /* should have been coalesced */
+        *(s->returned ? clean : dirty) += s->npages;
+    }
+    return true;
+}
+
+bool ap_pageheap_validate_locked(void)
+{
+    size_t dirty = 0, clean = 0;
+    for (size_t n = 1; n <= AP_HEAP_EXACT_LISTS; n++)
+        if (!validate_list_locked(&ap_heap.exact[n], n, n, &dirty, &clean))
+            return false;
+    if (!validate_list_locked(&ap_heap.longer, AP_HEAP_EXACT_LISTS + 1, SIZE_MAX, &dirty, &clean))
+        return false;
+    return dirty == ap_heap.free_dirty_pages && clean == ap_heap.free_clean_pages;
+}

@@ -1,0 +1,177 @@
+/*
+ * tcache.c — per-thread caches: one singly linked list of free objects per
+ * size class, in initial-exec TLS (no lookup, no lock). The fast paths are in
+ * tcache_inline.h; this file holds their slow halves:
+ *   - a miss fetches a batch (ap_class_batch) from the central list and
+ *     raises the list's max by one batch, up to ap_class_cap (slow start);
+ *   - an overflow (count == max) sends one batch back to the central list.
+ * A free from another thread needs nothing special: the object goes to the
+ * freeing thread's cache and reaches its span through the central list.
+ *
+ * Lifecycle: NEW (all zero) -> LIVE on the first slow-path call, which
+ * registers the cache and arms a pthread key whose destructor drains it at
+ * thread exit -> DEAD: max stays 0, so every malloc and free of the exiting
+ * thread goes straight to the central lists.
+ *
+ * Registry lock guards the list of live caches (stats, fork). Lock order:
+ * registry -> central -> page heap. See docs/architecture.md.
+ */
+#include <pthread.h>
+
+#include "tcache_inline.h"
+
+AP_HIDDEN AP_TLS ap_tcache_t ap_tls_tcache;
+
+static ap_lock_t registry_lock;
+static ap_tcache_t *registry;
+static pthread_key_t exit_key;
+static bool exit_key_ready;
+
+static void tcache_thread_exit(void *arg) { ap_thread_exit(); }
+
+static void registry_add(ap_tcache_t *tc)
+{
+    ap_lock(&registry_lock);
+    tc->prev = NULL;
+    tc->next = registry;
+    if (registry)
+        registry->prev = tc;
+    registry = tc;
+    bool need_key = !exit_key_ready;
+    if (need_key)
+        exit_key_ready = pthread_key_create(&exit_key, tcache_thread_exit) == 0;
+    ap_unlock(&registry_lock);
+}
+
+static void registry_remove(ap_tcache_t *tc)
+{
+    ap_lock(&registry_lock);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else if (registry == tc)
+        registry = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    tc->next = tc->prev = NULL;
+    ap_unlock(&registry_lock);
+}
+
+static void tcache_setup(ap_tcache_t *tc)
+{
+    ap_ensure_init();
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+        tc->list[c].max = ap_class_batch[c];
+    tc->state = AP_TC_LIVE;
+    registry_add(tc);
+    /* Any non-NULL value arms the destructor. May allocate (keys >= 32):
+     * the cache is LIVE already, so that nested malloc is an ordinary one. */
+    if (exit_key_ready)
+        pthread_setspecific(exit_key, tc);
+}
+
+void *ap_tcache_alloc_slow(uint32_t cls)
+{
+    ap_tcache_t *tc = &ap_tls_tcache;
+    if (ap_unlikely(tc->state != AP_TC_LIVE)) {
+        if (tc->state == AP_TC_DEAD)
+            return ap_small_alloc_nocache(cls);
+        tcache_setup(tc);
+    }
+    ap_tlist_t *l = &tc->list[cls];
+    if (l->head)
+        return ap_tcache_pop(cls);
+    uint32_t batch = ap_class_batch[cls];
+    if (l->max < ap_class_cap[cls]) {
+        uint32_t m = l->max + batch;
+        l->max = m < ap_class_cap[cls] ? m : ap_class_cap[cls];
+    }
+    void *buf[64];
+    int got = ap_central_remove(cls, buf, (int)batch);
+    if (got == 0)
+        return NULL;
+    for (int i = 1; i < got - 1; i++)
+        *(void **)buf[i] = buf[i + 1];
+    if (got > 1) {
+        *(void **)buf[got - 1] = l->head;
+        l->head = buf[1];
+        l->count += (uint32_t)(got - 1);
+    }
+    return buf[0];
+}
+
+/* Send up to n objects from the head of list cls to the central list. */
+static void flush_list(ap_tlist_t *l, uint32_t cls, uint32_t n)
+{
+    void *buf[64];
+    while (n > 0 && l->head) {
+        int k = 0;
+        while (k < 64 && n > 0 && l->head) {
+            buf[k++] = l->head;
+            l->head = *(void **)l->head;
+            l->count--;
+            n--;
+        }
+        ap_central_insert(cls, buf, k);
+    }
+}
+
+void ap_tcache_free_slow(uint32_t cls, void *p)
+{
+    ap_tcache_t *tc = &ap_tls_tcache;
+    if (ap_unlikely(tc->state != AP_TC_LIVE)) {
+        if (tc->state == AP_TC_DEAD) {
+            ap_central_insert(cls, &p, 1);
+            return;
+        }
+        tcache_setup(tc);
+    }
+    ap_tlist_t *l = &tc->list[cls];
+    if (l->count >= l->max)
+        flush_list(l, cls, ap_class_batch[cls]);
+    *(void **)p = l->head;
+    l->head = p;
+    l->count++;
+}
+
+void ap_tcache_flush_all(ap_tcache_t *tc)
+{
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+        flush_list(&tc->list[c], c, UINT32_MAX);
+}
+
+void ap_thread_exit(void)
+{
+    ap_tcache_t *tc = &ap_tls_tcache;
+    if (tc->state != AP_TC_LIVE)
+        return;
+    ap_tcache_flush_all(tc);
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+        tc->list[c].max = 0;
+    tc->state = AP_TC_DEAD;
+    registry_remove(tc);
+}
+
+void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES])
+{
+    ap_lock(&registry_lock);
+    for (ap_tcache_t *tc = registry; tc; tc = tc->next)
+        for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+            counts[c] += __atomic_load_n(&tc->list[c].count, __ATOMIC_RELAXED);
+    ap_unlock(&registry_lock);
+}
+
+void ap_tcache_fork_prepare(void) { ap_lock(&registry_lock); }
+void ap_tcache_fork_parent(void) { ap_unlock(&registry_lock); }
+
+void ap_tcache_fork_child(void)
+{
+    /* Only the forking thread survives; the others' caches (and what they
+     * hold) are unreachable in the child. */
+    ap_lock_init(&registry_lock);
+    ap_tcache_t *tc = &ap_tls_tcache;
+    registry = NULL;
+    if (tc->state == AP_TC_LIVE) {
+        tc->next = tc->prev = NULL;
+        registry = tc;
+    }
+}

@@ -1,0 +1,16 @@
+/*
+ * cli.h — shared declarations of the allocprof command's files.
+ */
+#ifndef AP_CLI_H
+#define AP_CLI_H
+
+int ap_cmd_run(int argc, char **argv);
+
+/* Prints "allocprof: <message>" and a newline on stderr. */
+void ap_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Path of liballocprof.so: $ALLOCPROF_LIB, else next to this executable
+ * (build tree or install tree). NULL when not found. */
+const char *ap_cli_find_library(void);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * bootstrap.c — start-up and process events for the interposer.
+ *   - first call: the allocator initialises itself lazily on its first slow
+ *     path (alloc.c), so malloc works from the dynamic loader's first call,
+ *     before any constructor, with no libc allocation;
+ *   - fork: a constructor registers the allocator's atfork handlers. It runs
+ *     among the earliest constructors, so the allocator's prepare handler
+ *     runs after every later-registered one (which may still allocate) and
+ *     its child handler runs first (so the others' can allocate);
+ *   - thread exit: the thread cache arms a pthread key whose destructor
+ *     drains it (tcache.c).
+ */
+#include <pthread.h>
+
+#include "shim_internal.h"
+
+__attribute__((constructor(101))) static void ap_shim_start(void)
+{
+    ap_ensure_init();
+    pthread_atfork(ap_fork_prepare, ap_fork_parent, ap_fork_child);
+}

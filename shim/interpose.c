@@ -1,0 +1,212 @@
+/*
+ * interpose.c — every malloc-family entry point a glibc program may call,
+ * exported from liballocprof.so so that LD_PRELOAD puts them ahead of libc's.
+ * Each is a thin wrapper: argument checks and glibc's exact edge cases here,
+ * the work in alloc/. malloc and free inline the allocator's fast paths
+ * (alloc/tcache_inline.h); any miss calls an out-of-line slow path.
+ *
+ * Edge cases follow glibc 2.36: realloc(p, 0) frees and returns NULL;
+ * memalign rounds a non-power-of-two alignment up; posix_memalign returns
+ * EINVAL/ENOMEM and leaves errno alone; calloc and reallocarray detect
+ * overflow; failures return NULL with errno = ENOMEM.
+ * See docs/architecture.md for the layers below.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../alloc/tcache_inline.h"
+#include "shim_internal.h"
+
+/* ---- the hot pair ---- */
+
+AP_EXPORT void *malloc(size_t n)
+{
+    if (ap_likely(n <= AP_MAX_SMALL)) {
+        void *p = ap_tcache_pop(ap_size_class(n));
+        if (ap_likely(p != NULL)) {
+            ap_debug_on_alloc(p, n);
+            return p;
+        }
+    }
+    return ap_shim_malloc_slow(n);
+}
+
+AP_EXPORT void free(void *p)
+{
+    uint32_t c = ap_pagemap_class(p);
+    ap_debug_on_free(p, c);
+    if (ap_likely(ap_class_is_plain(c)) && ap_likely(ap_tcache_push(c, p)))
+        return;
+    ap_free_slow(p, c);
+}
+
+AP_NOINLINE void *ap_shim_malloc_slow(size_t n)
+{
+    void *p = ap_malloc_slow(n);
+    ap_debug_on_alloc(p, n);
+    return p;
+}
+
+/* ---- the rest of the family ---- */
+
+AP_EXPORT void *calloc(size_t nmemb, size_t size) { return ap_calloc(nmemb, size); }
+
+AP_EXPORT void *realloc(void *p, size_t n) { return ap_realloc(p, n); }
+
+AP_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(nmemb, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return ap_realloc(p, n);
+}
+
+static bool is_pow2(size_t a) { return a && (a & (a - 1)) == 0; }
+
+AP_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!is_pow2(align) || align % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = ap_memalign(align, n);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+AP_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    if (!is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return ap_memalign(align, n);
+}
+
+AP_EXPORT void *memalign(size_t align, size_t n)
+{
+    if (align > ((size_t)1 << 62)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_pow2(align)) {
+        size_t a = 1;
+        while (a < align)
+            a <<= 1;
+        align = a;
+    }
+    return ap_memalign(align, n);
+}
+
+static size_t os_page(void)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+
+AP_EXPORT void *valloc(size_t n) { return ap_memalign(os_page(), n); }
+
+AP_EXPORT void *pvalloc(size_t n)
+{
+    size_t pg = os_page();
+    size_t r;
+    if (__builtin_add_overflow(n, pg - 1, &r)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    r &= ~(pg - 1);
+    return ap_memalign(pg, r ? r : pg);
+}
+
+AP_EXPORT size_t malloc_usable_size(void *p) { return ap_usable_size(p); }
+
+AP_EXPORT void free_sized(void *p, size_t n) { free(p); }
+AP_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) { free(p); }
+AP_EXPORT void cfree(void *p) { free(p); }
+
+/* ---- glibc's internal names, which a few programs call directly ---- */
+
+AP_EXPORT void *__libc_malloc(size_t n) { return malloc(n); }
+AP_EXPORT void __libc_free(void *p) { free(p); }
+AP_EXPORT void *__libc_calloc(size_t a, size_t b) { return calloc(a, b); }
+AP_EXPORT void *__libc_realloc(void *p, size_t n) { return realloc(p, n); }
+AP_EXPORT void *__libc_memalign(size_t a, size_t n) { return memalign(a, n); }
+AP_EXPORT void *__libc_valloc(size_t n) { return valloc(n); }
+AP_EXPORT void *__libc_pvalloc(size_t n) { return pvalloc(n); }
+AP_EXPORT int __posix_memalign(void **o, size_t a, size_t n) { return posix_memalign(o, a, n); }
+
+/* ---- introspection and tuning ---- */
+
+static int clamp_int(uint64_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+
+AP_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    static ap_stats_t st;
+    ap_stats_get(&st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = st.mapped_bytes - st.huge_inuse_bytes;
+    mi.ordblks = 0;
+    mi.hblks = st.huge_count;
+    mi.hblkhd = st.huge_inuse_bytes;
+    mi.uordblks = st.small_inuse_bytes + st.large_inuse_bytes;
+    mi.fordblks = st.free_bytes + st.cached_bytes;
+    mi.fsmblks = st.cached_bytes;
+    mi.keepcost = st.returned_bytes;
+    return mi;
+}
+
+AP_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = clamp_int(m.arena);
+    mi.hblks = clamp_int(m.hblks);
+    mi.hblkhd = clamp_int(m.hblkhd);
+    mi.uordblks = clamp_int(m.uordblks);
+    mi.fordblks = clamp_int(m.fordblks);
+    mi.fsmblks = clamp_int(m.fsmblks);
+    mi.keepcost = clamp_int(m.keepcost);
+    return mi;
+}
+
+AP_EXPORT int malloc_trim(size_t pad) { return ap_trim() > 0; }
+
+AP_EXPORT void malloc_stats(void) { ap_stats_print(2); }
+
+/* Accepted for compatibility; our allocator has no such knobs. */
+AP_EXPORT int mallopt(int param, int value) { return 1; }
+
+AP_EXPORT int malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    static ap_stats_t st;
+    ap_stats_get(&st);
+    fprintf(fp, "<malloc version=\"allocprof-1\">\n");
+    for (uint32_t c = 1; c < st.nclasses; c++)
+        if (st.cls[c].spans)
+            fprintf(fp, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
+                    c > 1 ? st.cls[c - 1].size + 1 : 1, st.cls[c].size,
+                    (unsigned long long)(st.cls[c].cached_objs + st.cls[c].central_objs) *
+                        st.cls[c].size,
+                    (unsigned long long)(st.cls[c].cached_objs + st.cls[c].central_objs));
+    fprintf(fp, "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n",
+            (unsigned long long)st.huge_count, (unsigned long long)st.huge_inuse_bytes);
+    fprintf(fp, "<system type=\"current\" size=\"%llu\"/>\n", (unsigned long long)st.mapped_bytes);
+    fprintf(fp, "<aspace type=\"total\" size=\"%llu\"/>\n", (unsigned long long)st.mapped_bytes);
+    fprintf(fp, "</malloc>\n");
+    return 0;
+}
