@@ -1,0 +1,172 @@
+/*
+ * alloc.pageheap — spans split off a free run and coalesce when they come
+ * back; alignment; in-place grow and shrink; dirty pages are released to the
+ * OS above the limit (counted through the os ops table) and read back as zero.
+ */
+#include <string.h>
+
+#include "test_helpers.h"
+
+static size_t releases, released_bytes;
+static void counting_release(void *p, size_t n)
+{
+    releases++;
+    released_bytes += n;
+    ap_os_default_ops.release(p, n);
+}
+static const ap_os_ops_t counting_ops = {NULL, NULL, counting_release, NULL};
+static ap_os_ops_t ops;
+
+static int setup(void **state)
+{
+    ap_ensure_init();
+    ops = ap_os_default_ops;
+    ops.release = counting_release;
+    ap_os_ops = &ops;
+    (void)counting_ops;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ap_os_ops = &ap_os_default_ops;
+    return 0;
+}
+
+static bool validate(void)
+{
+    ap_lock(&ap_heap.lock);
+    bool ok = ap_pageheap_validate_locked();
+    ap_unlock(&ap_heap.lock);
+    return ok;
+}
+
+static void split_and_coalesce(void **state)
+{
+    bool z;
+    ap_span_t *a = ap_pageheap_alloc(3, 1, 0, &z);
+    ap_span_t *b = ap_pageheap_alloc(5, 1, 0, &z);
+    ap_span_t *c = ap_pageheap_alloc(7, 1, 0, &z);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    /* carved in order from one free run */
+    assert_int_equal(b->start, a->start + (3 << AP_PAGE_SHIFT));
+    assert_int_equal(c->start, b->start + (5 << AP_PAGE_SHIFT));
+    uintptr_t base = a->start;
+    assert_ptr_equal(ap_pagemap_span((void *)(c->start + (6 << AP_PAGE_SHIFT))), c);
+    assert_true(validate());
+    ap_pageheap_free(a);
+    ap_pageheap_free(c);
+    assert_true(validate());
+    ap_pageheap_free(b); /* joins a's and c's runs into one */
+    assert_true(validate());
+    ap_span_t *s = ap_pagemap_span((void *)base);
+    assert_non_null(s);
+    assert_int_equal(s->state, AP_SPAN_FREE);
+    assert_int_equal(s->start, base);
+    assert_true(s->npages >= 15);
+    /* the same 15 pages come back as one allocation */
+    ap_span_t *d = ap_pageheap_alloc(15, 1, 0, &z);
+    assert_int_equal(d->start, base);
+    ap_pageheap_free(d);
+    assert_true(validate());
+}
+
+static void alignment(void **state)
+{
+    bool z;
+    for (size_t al = 1; al <= 256; al *= 2) {
+        ap_span_t *s = ap_pageheap_alloc(3, al, 0, &z);
+        assert_non_null(s);
+        assert_int_equal((s->start >> AP_PAGE_SHIFT) % al, 0);
+        ap_pageheap_free(s);
+    }
+    assert_true(validate());
+}
+
+static void grow_and_shrink_in_place(void **state)
+{
+    bool z;
+    ap_span_t *s = ap_pageheap_alloc(64, 1, 0, &z);
+    uintptr_t start = s->start;
+    ap_pageheap_shrink(s, 4); /* the 60-page tail is free again, right after s */
+    assert_int_equal(s->npages, 4);
+    assert_true(validate());
+    assert_true(ap_pageheap_try_grow(s, 10));
+    assert_int_equal(s->start, start);
+    assert_int_equal(s->npages, 10);
+    assert_ptr_equal(ap_pagemap_span((void *)(start + (9 << AP_PAGE_SHIFT))), s);
+    ap_pageheap_shrink(s, 2);
+    assert_int_equal(s->npages, 2);
+    assert_true(validate());
+    assert_true(ap_pageheap_try_grow(s, 9)); /* into the tail it gave back */
+    /* a neighbour in use stops growth: put a span right after s */
+    ap_span_t *t = ap_pageheap_alloc(64, 1, 0, &z);
+    ap_pageheap_shrink(t, 1);
+    ap_pageheap_free(s);
+    s = ap_pageheap_alloc(64, 1, 0, &z); /* t's former tail or anything: grow until blocked */
+    while (ap_pageheap_try_grow(s, s->npages + 1))
+        ;
+    ap_span_t *next = ap_pagemap_span((void *)(s->start + (s->npages << AP_PAGE_SHIFT)));
+    assert_true(next == NULL || next->state != AP_SPAN_FREE);
+    assert_true(validate());
+    ap_pageheap_free(s);
+    ap_pageheap_free(t);
+    assert_true(validate());
+}
+
+static void dirty_pages_return_to_os(void **state)
+{
+    bool z;
+    enum { N = 64, PAGES = 32 };
+    ap_span_t *spans[N];
+    ap_heap.dirty_limit_pages = 64; /* 512 KiB */
+    for (int i = 0; i < N; i++) {
+        spans[i] = ap_pageheap_alloc(PAGES, 1, 0, &z);
+        assert_non_null(spans[i]);
+        memset((void *)spans[i]->start, 0xab, PAGES << AP_PAGE_SHIFT);
+    }
+    size_t before = releases;
+    for (int i = 0; i < N; i++)
+        ap_pageheap_free(spans[i]);
+    assert_true(releases > before);
+    assert_true(ap_heap.free_dirty_pages <= 64);
+    assert_true(validate());
+    /* released memory reads back as zero, and the heap says so */
+    ap_pageheap_release_all();
+    assert_int_equal(ap_heap.free_dirty_pages, 0);
+    ap_span_t *s = ap_pageheap_alloc(PAGES, 1, 0, &z);
+    assert_true(z);
+    const unsigned char *p = (const unsigned char *)s->start;
+    for (size_t i = 0; i < (PAGES << AP_PAGE_SHIFT); i += 997)
+        assert_int_equal(p[i], 0);
+    ap_pageheap_free(s);
+    ap_heap.dirty_limit_pages = 0;
+}
+
+static void *fail_map(size_t n) { return NULL; }
+
+static void out_of_memory_is_clean(void **state)
+{
+    ap_os_ops_t failing = ap_os_default_ops;
+    failing.map = fail_map;
+    ap_os_ops = &failing;
+    bool z;
+    /* more than any free run: needs the OS, which refuses */
+    assert_null(ap_pageheap_alloc((size_t)1 << 20, 1, 0, &z));
+    ap_os_ops = &ops;
+    assert_true(validate());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(split_and_coalesce),
+        cmocka_unit_test(alignment),
+        cmocka_unit_test(grow_and_shrink_in_place),
+        cmocka_unit_test(dirty_pages_return_to_os),
+        cmocka_unit_test(out_of_memory_is_clean),
+    };
+    return cmocka_run_group_tests_name("alloc.pageheap", tests, setup, teardown);
+}

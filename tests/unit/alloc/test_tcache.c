@@ -1,0 +1,160 @@
+/*
+ * alloc.tcache — thread caches and central lists: a miss refills one batch,
+ * an overflow flushes one batch, frees from another thread are correct and
+ * land in the freeing thread's cache, thread exit drains the cache, and the
+ * per-class statistics add up.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "test_helpers.h"
+
+#define CLS_SIZE 48
+
+static void refill_takes_one_batch(void **state)
+{
+    uint32_t c = ap_size_class(CLS_SIZE);
+    ap_tlist_t *l = &ap_tls_tcache.list[c];
+    /* empty the list first */
+    while (l->head)
+        (void)ap_tcache_pop(c);
+    void *p = ap_malloc(CLS_SIZE);
+    assert_non_null(p);
+    assert_int_equal(l->count, ap_class_batch[c] - 1);
+    assert_true(l->max > 0 && l->max <= ap_class_cap[c]);
+    ap_free(p);
+}
+
+static void overflow_flushes_one_batch(void **state)
+{
+    uint32_t c = ap_size_class(CLS_SIZE);
+    ap_tlist_t *l = &ap_tls_tcache.list[c];
+    size_t n = ap_class_cap[c] * 3;
+    void **v = calloc(n, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = ap_malloc(CLS_SIZE);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t before = l->count;
+        ap_free(v[i]);
+        if (before >= l->max)
+            assert_int_equal(l->count, before - ap_class_batch[c] + 1);
+        else
+            assert_int_equal(l->count, before + 1);
+        assert_true(l->count <= l->max);
+    }
+    free(v);
+}
+
+struct handoff {
+    void **objs;
+    size_t n;
+};
+
+static void *free_all(void *arg)
+{
+    struct handoff *h = arg;
+    for (size_t i = 0; i < h->n; i++) {
+        unsigned char *p = h->objs[i];
+        for (size_t k = 0; k < CLS_SIZE; k++)
+            if (p[k] != (unsigned char)(i + k))
+                return (void *)1;
+        ap_free(p);
+    }
+    return NULL;
+}
+
+static uint64_t inuse_objs(uint32_t c)
+{
+    ap_stats_t *st = malloc(sizeof *st);
+    ap_stats_get(st);
+    uint64_t v = st->cls[c].inuse_objs;
+    free(st);
+    return v;
+}
+
+static void cross_thread_free(void **state)
+{
+    uint32_t c = ap_size_class(CLS_SIZE);
+    uint64_t base = inuse_objs(c);
+    struct handoff h = {calloc(20000, sizeof(void *)), 20000};
+    for (size_t i = 0; i < h.n; i++) {
+        unsigned char *p = ap_malloc(CLS_SIZE);
+        assert_non_null(p);
+        for (size_t k = 0; k < CLS_SIZE; k++)
+            p[k] = (unsigned char)(i + k);
+        h.objs[i] = p;
+    }
+    assert_true(inuse_objs(c) >= base + h.n);
+    pthread_t t;
+    void *ret;
+    pthread_create(&t, NULL, free_all, &h);
+    pthread_join(t, &ret);
+    assert_null(ret);
+    /* the freeing thread has exited: its cache was drained, nothing leaked */
+    assert_int_equal(inuse_objs(c), base);
+    /* and the memory is reusable from here */
+    for (size_t i = 0; i < h.n; i++)
+        h.objs[i] = ap_malloc(CLS_SIZE);
+    for (size_t i = 0; i < h.n; i++)
+        ap_free(h.objs[i]);
+    free(h.objs);
+}
+
+static void *churn_then_exit(void *arg)
+{
+    void *v[500];
+    for (int r = 0; r < 10; r++) {
+        for (int i = 0; i < 500; i++)
+            v[i] = ap_malloc((size_t)(16 + (i * 37) % 4000));
+        for (int i = 0; i < 500; i++)
+            ap_free(v[i]);
+    }
+    ap_thread_exit();
+    /* after exit the thread still works, bypassing its cache */
+    void *p = ap_malloc(100);
+    ap_free(p);
+    uint32_t c = ap_size_class(100);
+    return (void *)(uintptr_t)(ap_tls_tcache.list[c].count != 0 || p == NULL);
+}
+
+static void thread_exit_drains_cache(void **state)
+{
+    ap_stats_t *before = malloc(sizeof *before), *after = malloc(sizeof *after);
+    ap_stats_get(before);
+    pthread_t t;
+    void *ret;
+    pthread_create(&t, NULL, churn_then_exit, NULL);
+    pthread_join(t, &ret);
+    assert_null(ret);
+    ap_stats_get(after);
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        assert_int_equal(after->cls[c].cached_objs, before->cls[c].cached_objs);
+        assert_int_equal(after->cls[c].inuse_objs, before->cls[c].inuse_objs);
+    }
+    free(before);
+    free(after);
+}
+
+static void class_stats_add_up(void **state)
+{
+    ap_stats_t *st = malloc(sizeof *st);
+    ap_stats_get(st);
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        ap_class_stats_t *cs = &st->cls[c];
+        uint64_t objs = cs->inuse_objs + cs->cached_objs + cs->central_objs;
+        assert_int_equal(objs, cs->spans * ap_class_objs[c]);
+    }
+    free(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(refill_takes_one_batch),
+        cmocka_unit_test(overflow_flushes_one_batch),
+        cmocka_unit_test(cross_thread_free),
+        cmocka_unit_test(thread_exit_drains_cache),
+        cmocka_unit_test(class_stats_add_up),
+    };
+    return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
+}
