@@ -44,6 +44,14 @@ for prog in "$1" ${required[@]+"${required[@]}"}; do
     fi
 done
 
+# ld.so only warns when a preload cannot be loaded: make sure it really is in the process.
+real_preload="$(readlink -f "$preload")"
+if ! env LD_PRELOAD="$preload" cat /proc/self/maps 2>/dev/null | grep -qF "$real_preload"; then
+    echo "compare.sh: $preload is not mapped into a preloaded process:" >&2
+    env LD_PRELOAD="$preload" true 2>&1 | head -n 5 >&2
+    exit 1
+fi
+
 work="$(mktemp -d "${TMPDIR:-/tmp}/apcompare.XXXXXX")" || exit 2
 trap 'rm -rf "$work"' EXIT
 
