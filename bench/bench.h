@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +32,15 @@
 
 static const char *bm_name = "bench";
 
-/* Prints "bench_<name>: FAIL: <message>" on stderr and exits with status 1. */
+/* Prints "bench_<name>: FAIL: <message>" on stderr and exits with status 1. Only the first
+ * thread to fail reports; any other waits for the exit. */
 static inline void bm_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static inline void bm_fail(const char *fmt, ...)
 {
+    static atomic_flag failing = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&failing))
+        for (;;)
+            pause();
     va_list ap;
     fprintf(stderr, "bench_%s: FAIL: ", bm_name);
     va_start(ap, fmt);
