@@ -9,7 +9,7 @@
  *     RESULT name=<workload> key=value ...
  *
  * which bench/run parses. The checksum printed there is derived from the data only (never from
- * addresses), so it is the same under every allocator; bench/run compares it against glibc's.
+ * addresses), so it is the same under every allocator; bench/run checks that they agree.
  */
 #ifndef AP_BENCH_H
 #define AP_BENCH_H
