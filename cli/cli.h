@@ -5,6 +5,7 @@
 #define AP_CLI_H
 
 int ap_cmd_run(int argc, char **argv);
+int ap_cmd_dump(int argc, char **argv);
 
 /* Prints "allocprof: <message>" and a newline on stderr. */
 void ap_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -55,43 +55,152 @@ const char *ap_cli_find_library(void)
     return NULL;
 }
 
-int ap_cmd_run(int argc, char **argv)
+static void run_usage(FILE *f)
+{
+    fprintf(f, "usage: allocprof run [-o FILE] [--rate BYTES] [--interval SECONDS] [--peak FRACTION]"
+               " -- CMD [ARGS...]\n\n"
+               "Runs CMD under liballocprof.so and writes its heap profile to FILE\n"
+               "(default allocprof.db; an existing FILE is renamed FILE.old).\n"
+               "  -o FILE             the profile database\n"
+               "  --rate BYTES        mean bytes between samples (512K default; 1 = every\n"
+               "                      allocation; 0 = allocator only, no profile)\n"
+               "  --interval SECONDS  also dump every SECONDS\n"
+               "  --peak FRACTION     also dump at each new peak of in-use bytes, FRACTION\n"
+               "                      above the last peak dump (e.g. 0.1)\n"
+               "Children (fork, exec) are profiled into the same file.\n");
+}
+
+static int valid_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return 0;
+    if (*end && strchr("kKmMgG", *end))
+        end++;
+    if (*end == 'i' || *end == 'I')
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    return *end == 0;
+}
+
+static int valid_number(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    return end != s && !*end && !errno && v >= 0;
+}
+
+struct run_opts {
+    const char *out, *rate, *interval, *peak;
+};
+
+/* Parses options up to the command; returns the command's index, or -1 after
+ * printing an error (or -2 after --help). */
+static int parse_run(int argc, char **argv, struct run_opts *o)
 {
     int i = 1;
     for (; i < argc; i++) {
-        if (!strcmp(argv[i], "--")) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
             i++;
             break;
         }
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: allocprof run [-o FILE] [--rate BYTES] [--interval SECONDS] -- CMD "
-                   "[ARGS...]\n");
-            return 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            run_usage(stdout);
+            return -2;
         }
-        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--rate") ||
-            !strcmp(argv[i], "--interval")) {
-            if (i + 1 >= argc) {
-                ap_cli_error("run: %s needs a value", argv[i]);
-                return 2;
+        const char **slot = !strcmp(a, "-o") || !strcmp(a, "--output") ? &o->out
+                            : !strcmp(a, "--rate")                    ? &o->rate
+                            : !strcmp(a, "--interval")                ? &o->interval
+                            : !strcmp(a, "--peak")                    ? &o->peak
+                                                                      : NULL;
+        if (!slot) {
+            if (a[0] == '-') {
+                ap_cli_error("run: unknown option %s (see allocprof run --help)", a);
+                return -1;
             }
-            i++;
-            continue;
+            break;
         }
-        if (argv[i][0] == '-') {
-            ap_cli_error("run: unknown option %s", argv[i]);
-            return 2;
+        if (i + 1 >= argc) {
+            ap_cli_error("run: %s needs a value", a);
+            return -1;
         }
-        break;
+        *slot = argv[++i];
+    }
+    if (o->rate && !valid_size(o->rate)) {
+        ap_cli_error("run: --rate %s: not a size (examples: 1, 4096, 512K, 2M)", o->rate);
+        return -1;
+    }
+    if (o->interval && !valid_number(o->interval)) {
+        ap_cli_error("run: --interval %s: not a number of seconds", o->interval);
+        return -1;
+    }
+    if (o->peak && !valid_number(o->peak)) {
+        ap_cli_error("run: --peak %s: not a fraction (example: 0.1)", o->peak);
+        return -1;
     }
     if (i >= argc) {
         ap_cli_error("run: no command given (usage: allocprof run [options] -- CMD [ARGS...])");
-        return 2;
+        return -1;
     }
+    return i;
+}
+
+/* Absolute path of the output; an existing file (and its WAL) becomes .old. */
+static char *prepare_output(const char *out)
+{
+    char *abs = NULL;
+    if (out[0] == '/') {
+        abs = strdup(out);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, out) < 0)
+            return NULL;
+    }
+    if (access(abs, F_OK) == 0) {
+        char *old;
+        if (asprintf(&old, "%s.old", abs) >= 0) {
+            if (rename(abs, old) != 0) {
+                ap_cli_error("run: %s: cannot move the old profile aside: %s", abs,
+                             strerror(errno));
+                free(old);
+                free(abs);
+                return NULL;
+            }
+            const char *sfx[] = {"-wal", "-shm"};
+            for (int k = 0; k < 2; k++) {
+                char *a, *b;
+                if (asprintf(&a, "%s%s", abs, sfx[k]) >= 0 &&
+                    asprintf(&b, "%s%s", old, sfx[k]) >= 0) {
+                    rename(a, b);
+                    free(b);
+                }
+                free(a);
+            }
+            free(old);
+        }
+    }
+    return abs;
+}
+
+int ap_cmd_run(int argc, char **argv)
+{
+    struct run_opts o = {"allocprof.db", NULL, NULL, NULL};
+    int i = parse_run(argc, argv, &o);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
     const char *lib = ap_cli_find_library();
     if (!lib) {
         ap_cli_error("run: cannot find liballocprof.so (set ALLOCPROF_LIB)");
         return 2;
     }
+    char *out = prepare_output(o.out);
+    if (!out)
+        return 2;
     const char *old = getenv("LD_PRELOAD");
     char *preload;
     if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "") < 0) {
@@ -105,11 +214,19 @@ int ap_cmd_run(int argc, char **argv)
     }
     if (pid == 0) {
         setenv("LD_PRELOAD", preload, 1);
+        setenv("ALLOCPROF_OUTPUT", out, 1);
+        if (o.rate)
+            setenv("ALLOCPROF_RATE", o.rate, 1);
+        if (o.interval)
+            setenv("ALLOCPROF_INTERVAL", o.interval, 1);
+        if (o.peak)
+            setenv("ALLOCPROF_PEAK", o.peak, 1);
         execvp(argv[i], argv + i);
         ap_cli_error("run: %s: %s", argv[i], strerror(errno));
         _exit(127);
     }
     free(preload);
+    free(out);
     /* The child gets terminal signals itself; we wait for it. */
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
@@ -121,5 +238,11 @@ int ap_cmd_run(int argc, char **argv)
         }
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    /* die the way the program died, so callers see the same signal */
+    int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    raise(sig);
+    return 128 + sig;
 }

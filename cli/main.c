@@ -15,6 +15,7 @@ static void usage(FILE *f)
                "commands:\n"
                "  run [-o FILE] [--rate BYTES] [--interval SECONDS] -- CMD [ARGS...]\n"
                "                run CMD with the allocprof allocator preloaded\n"
+               "  dump PID      ask a running profiled program for a heap dump\n"
                "  help          show this text\n"
                "  --version     print the version\n");
 }
@@ -36,6 +37,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "run"))
         return ap_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dump"))
+        return ap_cmd_dump(argc - 1, argv + 1);
     ap_cli_error("%s: unknown command (try 'allocprof help')", cmd);
     return 2;
 }

@@ -8,7 +8,9 @@
  *     runs after every later-registered one (which may still allocate) and
  *     its child handler runs first (so the others' can allocate);
  *   - thread exit: the thread cache arms a pthread key whose destructor
- *     drains it (tcache.c).
+ *     drains it (tcache.c);
+ *   - profiling: ap_prof_init reads ALLOCPROF_* and starts the profiler
+ *     when ALLOCPROF_OUTPUT is set; the destructor writes the exit dump.
  */
 #include <pthread.h>
 
@@ -18,4 +20,8 @@ __attribute__((constructor(101))) static void ap_shim_start(void)
 {
     ap_ensure_init();
     pthread_atfork(ap_fork_prepare, ap_fork_parent, ap_fork_child);
+    /* after the allocator's: its prepare runs first, its child handler last */
+    ap_prof_init();
 }
+
+__attribute__((destructor(101))) static void ap_shim_stop(void) { ap_prof_exit(); }

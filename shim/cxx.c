@@ -35,7 +35,7 @@ AP_NOINLINE AP_COLD static void *next_new_aligned(const char *name, size_t n, si
     return f(n, al);
 }
 
-static void *aligned(size_t n, size_t al) { return ap_memalign(al, n); }
+static void *aligned(size_t n, size_t al) { return ap_shim_memalign(al, n); }
 
 AP_EXPORT void *_Znwm(size_t n)
 {

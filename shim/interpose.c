@@ -24,7 +24,7 @@
 
 AP_EXPORT void *malloc(size_t n)
 {
-    if (ap_likely(n <= AP_MAX_SMALL)) {
+    if (ap_likely(n <= AP_MAX_SMALL) && ap_likely(!ap_sampler_charge(n))) {
         void *p = ap_tcache_pop(ap_size_class(n));
         if (ap_likely(p != NULL)) {
             ap_debug_on_alloc(p, n);
@@ -40,21 +40,59 @@ AP_EXPORT void free(void *p)
     ap_debug_on_free(p, c);
     if (ap_likely(ap_class_is_plain(c)) && ap_likely(ap_tcache_push(c, p)))
         return;
-    ap_free_slow(p, c);
+    ap_shim_free_slow(p, c);
 }
 
+/* Reached on a cache miss, a large size, or a sample (countdown below 0).
+ * Small sizes were charged in malloc already; larger ones are charged here. */
 AP_NOINLINE void *ap_shim_malloc_slow(size_t n)
 {
+    if (n > AP_MAX_SMALL)
+        (void)ap_sampler_charge(n);
     void *p = ap_malloc_slow(n);
     ap_debug_on_alloc(p, n);
+    if (ap_unlikely(ap_sample_left < 0))
+        return ap_prof_sampled(p, n);
     return p;
+}
+
+AP_NOINLINE void ap_shim_free_slow(void *p, uint32_t c)
+{
+    /* flagged spans hold sampled objects; class 0 is large, huge, NULL or foreign */
+    if ((c & AP_CLASS_FLAG || (c == 0 && p)) && ap_prof_active)
+        ap_prof_free(p);
+    ap_free_slow(p, c);
 }
 
 /* ---- the rest of the family ---- */
 
-AP_EXPORT void *calloc(size_t nmemb, size_t size) { return ap_calloc(nmemb, size); }
+AP_EXPORT void *calloc(size_t nmemb, size_t size)
+{
+    void *p = ap_calloc(nmemb, size);
+    return ap_shim_after_alloc(p, nmemb * size);
+}
 
-AP_EXPORT void *realloc(void *p, size_t n) { return ap_realloc(p, n); }
+/* realloc counts as a free of the old block plus an allocation of the new. */
+AP_EXPORT void *realloc(void *p, size_t n)
+{
+    if (!p)
+        return malloc(n);
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
+    ap_live_t rec;
+    bool had = ap_prof_active && !ap_class_is_plain(ap_pagemap_class(p)) && ap_prof_take(p, &rec);
+    void *q = ap_realloc(p, n);
+    if (!q) {
+        if (had)
+            ap_prof_put_back(&rec);
+        return NULL;
+    }
+    if (had)
+        ap_prof_count_free(&rec);
+    return ap_shim_after_alloc(q, n);
+}
 
 AP_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 {
@@ -73,7 +111,7 @@ AP_EXPORT int posix_memalign(void **out, size_t align, size_t n)
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = ap_memalign(align, n);
+    void *p = ap_shim_memalign(align, n);
     errno = saved;
     if (!p)
         return ENOMEM;
@@ -87,7 +125,7 @@ AP_EXPORT void *aligned_alloc(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return ap_memalign(align, n);
+    return ap_shim_memalign(align, n);
 }
 
 AP_EXPORT void *memalign(size_t align, size_t n)
@@ -102,7 +140,7 @@ AP_EXPORT void *memalign(size_t align, size_t n)
             a <<= 1;
         align = a;
     }
-    return ap_memalign(align, n);
+    return ap_shim_memalign(align, n);
 }
 
 static size_t os_page(void)
@@ -113,7 +151,7 @@ static size_t os_page(void)
     return page;
 }
 
-AP_EXPORT void *valloc(size_t n) { return ap_memalign(os_page(), n); }
+AP_EXPORT void *valloc(size_t n) { return ap_shim_memalign(os_page(), n); }
 
 AP_EXPORT void *pvalloc(size_t n)
 {
@@ -124,10 +162,15 @@ AP_EXPORT void *pvalloc(size_t n)
         return NULL;
     }
     r &= ~(pg - 1);
-    return ap_memalign(pg, r ? r : pg);
+    return ap_shim_memalign(pg, r ? r : pg);
 }
 
 AP_EXPORT size_t malloc_usable_size(void *p) { return ap_usable_size(p); }
+
+void *ap_shim_memalign(size_t align, size_t n)
+{
+    return ap_shim_after_alloc(ap_memalign(align, n), n);
+}
 
 AP_EXPORT void free_sized(void *p, size_t n) { free(p); }
 AP_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) { free(p); }

@@ -9,10 +9,21 @@
 #include <string.h>
 
 #include "../alloc/alloc_internal.h"
+#include "../profiler/profiler.h"
 
 #define AP_EXPORT __attribute__((visibility("default")))
 
 AP_NOINLINE void *ap_shim_malloc_slow(size_t n);
+AP_NOINLINE void ap_shim_free_slow(void *p, uint32_t cls_byte);
+void *ap_shim_memalign(size_t align, size_t n);
+
+/* Charge an allocation made outside malloc's fast path; sample it if due. */
+AP_INLINE void *ap_shim_after_alloc(void *p, size_t n)
+{
+    if (ap_unlikely(ap_sampler_charge(n)))
+        return ap_prof_sampled(p, n);
+    return p;
+}
 
 #define AP_FILL_ALLOC 0xA5 /* fresh blocks in debug builds */
 #define AP_FILL_FREE 0xDB  /* freed blocks in debug builds (after the link word) */

@@ -1,0 +1,146 @@
+/*
+ * cmd_dump.c — `allocprof dump PID`: asks a running profiled program for a
+ * heap dump and waits until it is in the database.
+ *
+ * Protocol (profiler/dump.c): the library's writer thread takes the dump
+ * signal (ALLOCPROF_SIGNAL in the target's environment, default SIGRTMIN+6)
+ * and writes a dump with reason 'request'. We find the target's database
+ * from ALLOCPROF_OUTPUT in /proc/PID/environ, count its request dumps, send
+ * the signal and poll until one more appears (10 s at most).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Value of NAME in /proc/PID/environ, or NULL. */
+static char *target_env(int pid, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    size_t len = strlen(name);
+    char *line = NULL, *val = NULL;
+    size_t cap = 0;
+    while (getdelim(&line, &cap, 0, f) > 0)
+        if (!strncmp(line, name, len) && line[len] == '=') {
+            val = strdup(line + len + 1);
+            break;
+        }
+    free(line);
+    fclose(f);
+    return val;
+}
+
+static int is_profiled(int pid)
+{
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "liballocprof.so") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Number of 'request' dumps of pid in db (-1 if unreadable). */
+static long count_requests(const char *db_path, int pid)
+{
+    sqlite3 *db;
+    long n = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 2000);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT count(*) FROM dump d JOIN process p ON d.process_id = p.id"
+                               " WHERE p.pid = ? AND d.reason = 'request'",
+                               -1, &st, 0) == SQLITE_OK) {
+            sqlite3_bind_int(st, 1, pid);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+static char *resolve_output(int pid, const char *out)
+{
+    if (out[0] == '/')
+        return strdup(out);
+    char cwd_link[64], cwd[PATH_MAX];
+    snprintf(cwd_link, sizeof cwd_link, "/proc/%d/cwd", pid);
+    ssize_t n = readlink(cwd_link, cwd, sizeof cwd - 1);
+    if (n <= 0)
+        return strdup(out);
+    cwd[n] = 0;
+    char *path;
+    return asprintf(&path, "%s/%s", cwd, out) < 0 ? NULL : path;
+}
+
+int ap_cmd_dump(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("usage: allocprof dump PID\n\nAsk the running program PID (started with "
+               "allocprof run, or with LD_PRELOAD and ALLOCPROF_OUTPUT) for a heap dump.\n");
+        return 0;
+    }
+    if (argc != 2) {
+        ap_cli_error("dump: usage: allocprof dump PID");
+        return 2;
+    }
+    char *end;
+    long pid = strtol(argv[1], &end, 10);
+    if (*end || pid <= 0 || pid > INT_MAX) {
+        ap_cli_error("dump: %s: not a process id", argv[1]);
+        return 2;
+    }
+    int prof = is_profiled((int)pid);
+    if (prof < 0) {
+        ap_cli_error("dump: %ld: no such process (or not ours to inspect)", pid);
+        return 1;
+    }
+    char *out = target_env((int)pid, "ALLOCPROF_OUTPUT");
+    if (!prof || !out || !*out) {
+        ap_cli_error("dump: %ld: not profiled by allocprof", pid);
+        free(out);
+        return 1;
+    }
+    char *sigs = target_env((int)pid, "ALLOCPROF_SIGNAL");
+    int sig = sigs && atoi(sigs) > 0 ? atoi(sigs) : SIGRTMIN + 6;
+    free(sigs);
+    char *db = resolve_output((int)pid, out);
+    free(out);
+    long before = count_requests(db, (int)pid);
+    if (kill((pid_t)pid, sig) != 0) {
+        ap_cli_error("dump: %ld: %s", pid, strerror(errno));
+        free(db);
+        return 1;
+    }
+    for (int i = 0; i < 200 && before >= 0; i++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        long now = count_requests(db, (int)pid);
+        if (now > before) {
+            fprintf(stderr, "allocprof: dump of %ld written to %s\n", pid, db);
+            free(db);
+            return 0;
+        }
+    }
+    ap_cli_error("dump: %ld: no dump appeared in %s within 10 s", pid, db);
+    free(db);
+    return 1;
+}

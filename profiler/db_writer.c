@@ -1,0 +1,563 @@
+/*
+ * db_writer.c — writes dumps to the SQLite profile (schema/schema.sql,
+ * docs/schema.md), in the profiled process.
+ *
+ * Why in the process: the library must work when a user sets LD_PRELOAD
+ * without `allocprof run`, and a dump then needs no second process. SQLite is
+ * a private copy linked statically with hidden symbols, so a program that
+ * uses its own SQLite never meets ours; our copy allocates through the
+ * allocator's ap_* entry points, never the sampled malloc. Dumps run on the
+ * writer thread (dump.c) or in the exiting thread, never while an allocator
+ * or profiler lock is held; each dump is one transaction, so a crash or
+ * _exit loses at most the dump in progress and never corrupts the file. WAL
+ * mode and a busy timeout let several processes (fork, exec) share a file.
+ */
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "profiler_internal.h"
+#include "schema_sql.h"
+#include "sqlite3.h"
+
+struct ap_db {
+    sqlite3 *db;
+    int64_t process_id;
+    int64_t seq;
+    uint32_t stacks_written;
+    unsigned long long map_adds, map_subs;
+};
+
+/* ---- SQLite on our allocator ---- */
+
+static void *m_malloc(int n) { return ap_malloc((size_t)n); }
+static void m_free(void *p) { ap_free(p); }
+static void *m_realloc(void *p, int n) { return ap_realloc(p, (size_t)n); }
+static int m_size(void *p) { return (int)ap_usable_size(p); }
+static int m_roundup(int n) { return n; }
+static int m_init(void *a) { return 0; }
+static void m_shutdown(void *a) {}
+
+static int sqlite_setup(void)
+{
+    static int done;
+    if (done)
+        return 0;
+    static const sqlite3_mem_methods mem = {m_malloc, m_free,    m_realloc, m_size,
+                                            m_roundup, m_init, m_shutdown, NULL};
+    sqlite3_config(SQLITE_CONFIG_MALLOC, &mem);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    done = 1;
+    return sqlite3_initialize();
+}
+
+static int fail(ap_db_t *d, char *err, size_t errlen, const char *what)
+{
+    snprintf(err, errlen, "%s: %s", what, d && d->db ? sqlite3_errmsg(d->db) : "error");
+    return -1;
+}
+
+static int exec(ap_db_t *d, const char *sql) { return sqlite3_exec(d->db, sql, 0, 0, 0); }
+
+static int create_schema(ap_db_t *d, char *err, size_t errlen)
+{
+    if (exec(d, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return fail(d, err, errlen, "cannot lock the profile");
+    sqlite3_stmt *st;
+    int version = -1;
+    if (sqlite3_prepare_v2(d->db, "PRAGMA user_version", -1, &st, 0) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            version = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (version < 0) {
+        exec(d, "ROLLBACK");
+        return fail(d, err, errlen, "not a profile database");
+    }
+    if (version > AP_SCHEMA_VERSION) {
+        exec(d, "ROLLBACK");
+        snprintf(err, errlen, "written by a newer allocprof (schema %d, this one knows %d)",
+                 version, AP_SCHEMA_VERSION);
+        return -1;
+    }
+    if (version == 0) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", AP_SCHEMA_VERSION);
+        if (exec(d, ap_schema_sql) != SQLITE_OK || exec(d, pragma) != SQLITE_OK ||
+            exec(d, "INSERT OR REPLACE INTO meta VALUES ('schema_version', '1'),"
+                    " ('writer', 'liballocprof " AP_VERSION "')") != SQLITE_OK) {
+            fail(d, err, errlen, "cannot create the schema");
+            exec(d, "ROLLBACK");
+            return -1;
+        }
+    }
+    if (exec(d, "COMMIT") != SQLITE_OK)
+        return fail(d, err, errlen, "cannot commit the schema");
+    return 0;
+}
+
+int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
+{
+    if (sqlite_setup() != SQLITE_OK) {
+        snprintf(err, errlen, "cannot initialise SQLite");
+        return -1;
+    }
+    ap_db_t *d = ap_calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        fail(d, err, errlen, "cannot open");
+        sqlite3_close(d->db);
+        ap_free(d);
+        return -1;
+    }
+    sqlite3_busy_timeout(d->db, 15000);
+    exec(d, "PRAGMA journal_mode=WAL");
+    exec(d, "PRAGMA synchronous=NORMAL");
+    if (create_schema(d, err, errlen) != 0) {
+        sqlite3_close(d->db);
+        ap_free(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* ---- process and mappings ---- */
+
+static void hex(char *out, const unsigned char *b, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* GNU build id of a loaded object, as hex; "" if none. */
+static void build_id_of(const struct dl_phdr_info *info, char out[41])
+{
+    out[0] = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            const char *name = p + sizeof *nh;
+            const unsigned char *desc = (const unsigned char *)name + ((nh->n_namesz + 3) & ~3u);
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(name, "GNU", 4) &&
+                nh->n_descsz <= 20) {
+                hex(out, desc, nh->n_descsz);
+                return;
+            }
+            p = (const char *)desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+}
+
+struct map_ctx {
+    ap_db_t *d;
+    sqlite3_stmt *st;
+    unsigned long long adds, subs;
+    int first;
+    char exe[4096];
+};
+
+static int map_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct map_ctx *c = arg;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        c->adds = info->dlpi_adds;
+        c->subs = info->dlpi_subs;
+    }
+    if (!c->st)
+        return 0;
+    const char *path = info->dlpi_name;
+    if (c->first)
+        path = c->exe;
+    else if (!path || !*path)
+        path = "[unknown]";
+    else if (strstr(path, "linux-vdso") || strstr(path, "linux-gate"))
+        path = "[vdso]";
+    c->first = 0;
+    char bid[41];
+    build_id_of(info, bid);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        sqlite3_stmt *st = c->st;
+        sqlite3_bind_int64(st, 1, c->d->process_id);
+        sqlite3_bind_int64(st, 2, (int64_t)(info->dlpi_addr + ph->p_vaddr));
+        sqlite3_bind_int64(st, 3, (int64_t)(info->dlpi_addr + ph->p_vaddr + ph->p_memsz));
+        sqlite3_bind_int64(st, 4, (int64_t)ph->p_offset);
+        sqlite3_bind_int64(st, 5, (int64_t)info->dlpi_addr);
+        sqlite3_bind_text(st, 6, path, -1, SQLITE_TRANSIENT);
+        if (bid[0])
+            sqlite3_bind_text(st, 7, bid, -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(st, 7);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+    }
+    return 0;
+}
+
+static int exe_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    build_id_of(info, arg);
+    return 1; /* the first object is the executable */
+}
+
+static void exe_path(char *out, size_t n)
+{
+    ssize_t r = readlink("/proc/self/exe", out, n - 1);
+    out[r > 0 ? r : 0] = 0;
+}
+
+/* Record the mappings when the set of loaded objects changed. */
+static int write_mappings(ap_db_t *d)
+{
+    struct map_ctx c = {d, NULL, 0, 0, 1, {0}};
+    dl_iterate_phdr(map_cb, &c); /* counters only */
+    if (c.adds == d->map_adds && c.subs == d->map_subs && d->map_adds)
+        return 0;
+    exe_path(c.exe, sizeof c.exe);
+    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO mapping VALUES (?,?,?,?,?,?,?)", -1,
+                           &c.st, 0) != SQLITE_OK)
+        return -1;
+    c.first = 1;
+    dl_iterate_phdr(map_cb, &c);
+    sqlite3_finalize(c.st);
+    d->map_adds = c.adds;
+    d->map_subs = c.subs;
+    return 0;
+}
+
+int ap_db_add_process(ap_db_t *d, const ap_process_info_t *pi, char *err, size_t errlen)
+{
+    if (exec(d, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return fail(d, err, errlen, "cannot lock the profile");
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        d->db,
+        "INSERT INTO process (pid, ppid, parent_id, exe, cmdline, build_id, start_time, rate)"
+        " VALUES (?1, ?2, (SELECT max(id) FROM process WHERE pid = ?2), ?3, ?4, ?5, ?6, ?7)",
+        -1, &st, 0);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, pi->pid);
+        sqlite3_bind_int(st, 2, pi->ppid);
+        sqlite3_bind_text(st, 3, pi->exe, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, pi->cmdline_json ? pi->cmdline_json : "[]", -1, SQLITE_STATIC);
+        if (pi->build_id[0])
+            sqlite3_bind_text(st, 5, pi->build_id, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 5);
+        sqlite3_bind_double(st, 6, pi->start_time);
+        sqlite3_bind_int64(st, 7, (int64_t)pi->rate);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        fail(d, err, errlen, "cannot record the process");
+        exec(d, "ROLLBACK");
+        return -1;
+    }
+    d->process_id = sqlite3_last_insert_rowid(d->db);
+    d->seq = 0;
+    d->stacks_written = 0;
+    d->map_adds = d->map_subs = 0;
+    write_mappings(d);
+    if (exec(d, "COMMIT") != SQLITE_OK)
+        return fail(d, err, errlen, "cannot commit the process");
+    return 0;
+}
+
+/* Fill the process description: pid, parent, exe, command line (JSON), build id. */
+void ap_db_process_info(ap_process_info_t *pi, double now)
+{
+    memset(pi, 0, sizeof *pi);
+    pi->pid = getpid();
+    pi->ppid = getppid();
+    pi->start_time = now;
+    pi->rate = ap_prof_cfg.rate;
+    exe_path(pi->exe, sizeof pi->exe);
+    dl_iterate_phdr(exe_cb, pi->build_id);
+    char raw[8192];
+    size_t n = 0;
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    if (f) {
+        n = fread(raw, 1, sizeof raw, f);
+        fclose(f);
+    }
+    char *js = ap_malloc(n * 6 + 8), *o = js;
+    if (!js)
+        return;
+    *o++ = '[';
+    for (size_t i = 0, start = 1; i < n; i++) {
+        unsigned char ch = (unsigned char)raw[i];
+        if (start) {
+            if (o[-1] != '[')
+                *o++ = ',';
+            *o++ = '"';
+            start = 0;
+        }
+        if (ch == 0) {
+            *o++ = '"';
+            start = 1;
+        } else if (ch == '"' || ch == '\\') {
+            *o++ = '\\';
+            *o++ = (char)ch;
+        } else if (ch < 0x20) {
+            o += sprintf(o, "\\u%04x", ch);
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    if (o[-1] != '[' && o[-1] != '"')
+        *o++ = '"'; /* truncated last argument */
+    *o++ = ']';
+    *o = 0;
+    pi->cmdline_json = js;
+}
+
+/* ---- one dump ---- */
+
+typedef struct {
+    int64_t alloc_wfp, alloc_bytes, alloc_class_bytes, free_wfp, free_bytes, samples;
+} snap_t;
+
+static int64_t objs(int64_t wfp) { return (wfp + (1 << (AP_WFP_SHIFT - 1))) >> AP_WFP_SHIFT; }
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int write_threads(ap_db_t *d)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO thread VALUES (?,?,?)", -1, &st, 0))
+        return -1;
+    uint32_t n = ap_thread_count();
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        ap_thread_rec_t *t = ap_thread_at(i);
+        char path[64], name[32] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%u/comm", t->tid);
+        FILE *f = fopen(path, "re");
+        if (f) { /* a live thread: its current name */
+            if (fgets(name, sizeof name, f))
+                name[strcspn(name, "\n")] = 0;
+            fclose(f);
+        }
+        if (!name[0] && t->written)
+            continue;
+        sqlite3_bind_int64(st, 1, d->process_id);
+        sqlite3_bind_int64(st, 2, t->tid);
+        sqlite3_bind_text(st, 3, name[0] ? name : t->name, -1, SQLITE_TRANSIENT);
+        rc = step_done(st);
+        t->written = true;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int write_stacks(ap_db_t *d)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO stack VALUES (?,?,?,?)", -1, &st, 0))
+        return -1;
+    uint32_t n = ap_stack_count();
+    int rc = 0;
+    for (uint32_t id = d->stacks_written; id < n && rc == 0; id++) {
+        int depth;
+        const uint64_t *f = ap_stack_frames(id, &depth);
+        sqlite3_bind_int64(st, 1, d->process_id);
+        sqlite3_bind_int64(st, 2, id);
+        sqlite3_bind_int(st, 3, depth);
+        sqlite3_bind_blob(st, 4, f, depth * 8, SQLITE_STATIC); /* x86-64: little-endian */
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == 0)
+        d->stacks_written = n;
+    return rc;
+}
+
+static int write_dump_row(ap_db_t *d, const char *reason, double now, const snap_t *tot,
+                          int64_t *dump_id)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db,
+                           "INSERT INTO dump (process_id, seq, time, reason, inuse_bytes,"
+                           " inuse_objects, alloc_bytes, alloc_objects, samples)"
+                           " VALUES (?,?,?,?,?,?,?,?,?)",
+                           -1, &st, 0))
+        return -1;
+    sqlite3_bind_int64(st, 1, d->process_id);
+    sqlite3_bind_int64(st, 2, d->seq + 1);
+    sqlite3_bind_double(st, 3, now);
+    sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, tot->alloc_bytes - tot->free_bytes);
+    sqlite3_bind_int64(st, 6, objs(tot->alloc_wfp - tot->free_wfp));
+    sqlite3_bind_int64(st, 7, tot->alloc_bytes);
+    sqlite3_bind_int64(st, 8, objs(tot->alloc_wfp));
+    sqlite3_bind_int64(st, 9, tot->samples);
+    int rc = step_done(st);
+    sqlite3_finalize(st);
+    *dump_id = sqlite3_last_insert_rowid(d->db);
+    return rc;
+}
+
+static int write_buckets(ap_db_t *d, int64_t dump_id, snap_t *snap, uint32_t n)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT INTO bucket VALUES (?,?,?,?,?,?,?,?,?)", -1, &st, 0))
+        return -1;
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        ap_bucket_t *b = ap_bucket_at(i);
+        snap_t *s = &snap[i];
+        if (s->alloc_wfp == b->w_alloc_wfp && s->free_wfp == b->w_free_wfp &&
+            s->samples == b->w_samples && s->alloc_bytes == b->w_alloc_bytes &&
+            s->free_bytes == b->w_free_bytes)
+            continue;
+        sqlite3_bind_int64(st, 1, dump_id);
+        sqlite3_bind_int64(st, 2, b->stack_id);
+        sqlite3_bind_int64(st, 3, b->tid);
+        sqlite3_bind_int64(st, 4, objs(s->alloc_wfp));
+        sqlite3_bind_int64(st, 5, s->alloc_bytes);
+        sqlite3_bind_int64(st, 6, objs(s->free_wfp));
+        sqlite3_bind_int64(st, 7, s->free_bytes);
+        sqlite3_bind_int64(st, 8, s->alloc_class_bytes);
+        sqlite3_bind_int64(st, 9, s->samples);
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void commit_written(snap_t *snap, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        ap_bucket_t *b = ap_bucket_at(i);
+        b->w_alloc_wfp = snap[i].alloc_wfp;
+        b->w_free_wfp = snap[i].free_wfp;
+        b->w_samples = snap[i].samples;
+        b->w_alloc_bytes = snap[i].alloc_bytes;
+        b->w_free_bytes = snap[i].free_bytes;
+    }
+}
+
+static int write_alloc_stats(ap_db_t *d, int64_t dump_id)
+{
+    ap_stats_t *s = ap_malloc(sizeof *s);
+    if (!s)
+        return -1;
+    ap_stats_get(s);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(d->db, "INSERT INTO alloc_stats VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1,
+                           &st, 0) == SQLITE_OK) {
+        int64_t v[] = {dump_id,          s->inuse_bytes,   s->small_inuse_bytes,
+                       s->large_inuse_bytes, s->huge_inuse_bytes, s->mapped_bytes,
+                       s->free_bytes,    s->returned_bytes, s->cached_bytes,
+                       s->metadata_bytes, s->released_total};
+        for (int i = 0; i < 11; i++)
+            sqlite3_bind_int64(st, i + 1, v[i]);
+        rc = step_done(st);
+        sqlite3_finalize(st);
+    }
+    if (rc == 0 &&
+        sqlite3_prepare_v2(d->db, "INSERT INTO class_stats VALUES (?,?,?,?,?,?,?,?)", -1, &st,
+                           0) == SQLITE_OK) {
+        for (uint32_t c = 1; c < s->nclasses && rc == 0; c++) {
+            ap_class_stats_t *cs = &s->cls[c];
+            if (!cs->spans && !cs->inuse_objs)
+                continue;
+            int64_t v[] = {dump_id,         c,           cs->size, cs->inuse_objs,
+                           cs->cached_objs, cs->central_objs, cs->spans, cs->span_bytes};
+            for (int i = 0; i < 8; i++)
+                sqlite3_bind_int64(st, i + 1, v[i]);
+            rc = step_done(st);
+        }
+        sqlite3_finalize(st);
+    }
+    ap_free(s);
+    return rc;
+}
+
+static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit, snap_t *snap,
+                     uint32_t n)
+{
+    snap_t tot = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        ap_bucket_t *b = ap_bucket_at(i);
+        snap_t *s = &snap[i];
+        s->alloc_wfp = atomic_load_explicit(&b->alloc_wfp, memory_order_relaxed);
+        s->alloc_bytes = atomic_load_explicit(&b->alloc_bytes, memory_order_relaxed);
+        s->alloc_class_bytes = atomic_load_explicit(&b->alloc_class_bytes, memory_order_relaxed);
+        s->free_wfp = atomic_load_explicit(&b->free_wfp, memory_order_relaxed);
+        s->free_bytes = atomic_load_explicit(&b->free_bytes, memory_order_relaxed);
+        s->samples = atomic_load_explicit(&b->samples, memory_order_relaxed);
+        tot.alloc_wfp += s->alloc_wfp;
+        tot.alloc_bytes += s->alloc_bytes;
+        tot.free_wfp += s->free_wfp;
+        tot.free_bytes += s->free_bytes;
+        tot.samples += s->samples;
+    }
+    int64_t dump_id;
+    if (write_mappings(d) || write_threads(d) || write_stacks(d) ||
+        write_dump_row(d, reason, now, &tot, &dump_id) || write_buckets(d, dump_id, snap, n) ||
+        write_alloc_stats(d, dump_id))
+        return -1;
+    if (at_exit) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(d->db, "UPDATE process SET end_time = ? WHERE id = ?", -1, &st, 0))
+            return -1;
+        sqlite3_bind_double(st, 1, now);
+        sqlite3_bind_int64(st, 2, d->process_id);
+        int rc = step_done(st);
+        sqlite3_finalize(st);
+        return rc;
+    }
+    return 0;
+}
+
+int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
+                     size_t errlen)
+{
+    uint32_t n = ap_bucket_count();
+    snap_t *snap = ap_malloc((n ? n : 1) * sizeof *snap);
+    if (!snap) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    uint32_t stacks_before = d->stacks_written;
+    int rc = -1;
+    if (exec(d, "BEGIN IMMEDIATE") != SQLITE_OK) {
+        fail(d, err, errlen, "cannot lock the profile");
+    } else if (write_all(d, reason, now, at_exit, snap, n) != 0 || exec(d, "COMMIT")) {
+        fail(d, err, errlen, "cannot write a dump");
+        exec(d, "ROLLBACK");
+        d->stacks_written = stacks_before;
+        d->map_adds = d->map_subs = 0;
+    } else {
+        commit_written(snap, n);
+        d->seq++;
+        rc = 0;
+    }
+    ap_free(snap);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/*
+ * profiler.h — what the shim calls into. See docs/architecture.md
+ * ("A sampled allocation") and docs/sampling.md.
+ *   ap_prof_init/ap_prof_exit: constructor and destructor of the library;
+ *   ap_prof_sampled(p, n): the countdown crossed zero for the allocation p of
+ *     n requested bytes (p may be NULL: then only the countdown is reset);
+ *   ap_prof_free(p): p, about to be freed, may be a sampled object;
+ *   ap_prof_take/ap_prof_put_back: realloc's "free" half, undone on failure.
+ */
+#ifndef AP_PROFILER_H
+#define AP_PROFILER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sampler_inline.h"
+
+/* True while sampling is on (an output is open and the rate is not 0). */
+extern int ap_prof_active;
+
+void ap_prof_init(void);
+void ap_prof_exit(void);
+void *ap_prof_sampled(void *p, size_t n);
+void ap_prof_free(void *p);
+
+typedef struct {
+    uintptr_t ptr;
+    uint32_t bucket;
+    uint32_t class_bytes;
+    uint64_t size;
+    uint64_t wfp; /* weight, fixed point (x256) */
+} ap_live_t;
+
+bool ap_prof_take(void *p, ap_live_t *rec);
+void ap_prof_put_back(const ap_live_t *rec);
+void ap_prof_count_free(const ap_live_t *rec);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * profiler_internal.h — types and cross-file functions of profiler/.
+ *   sampler.c   configuration, per-thread state, intervals and weights
+ *   stack.c     stack capture (libunwind, loaded privately) and the stack table
+ *   bucket.c    buckets per (stack, thread) and the table of live sampled objects
+ *   dump.c      dump triggers: writer thread, signal, interval, peak, exit, fork
+ *   db_writer.c the SQLite writer (a private, hidden copy of SQLite)
+ *
+ * Memory: every table lives in our own mappings (ap_os_map) or comes from the
+ * allocator's ap_* entry points, never through the sampled malloc, so the
+ * profiler's own work is never profiled.
+ * Locks: prof_lock (stack and bucket tables, thread list) and one lock per
+ * live-table stripe; they are taken before any allocator lock, never after.
+ */
+#ifndef AP_PROFILER_INTERNAL_H
+#define AP_PROFILER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../alloc/alloc_internal.h"
+#include "profiler.h"
+
+#define AP_MAX_DEPTH 256
+#define AP_DEFAULT_DEPTH 64
+#define AP_DEFAULT_RATE (512u * 1024u)
+#define AP_WFP_SHIFT 8 /* weights are fixed point with 8 fraction bits */
+
+/* ---- sampler.c ---- */
+
+typedef struct {
+    uint64_t rate;       /* mean bytes between samples; 1 = every allocation */
+    int depth;           /* max frames per stack */
+    double interval;     /* seconds between interval dumps, 0 = none */
+    double peak;         /* dump when in-use grows by this fraction over the last peak, 0 = off */
+    int signal;          /* dump request signal */
+    char output[4096];   /* database path */
+} ap_prof_config_t;
+
+extern ap_prof_config_t ap_prof_cfg;
+extern int ap_prof_decided; /* ap_prof_init has run */
+
+typedef struct {
+    uint64_t rng;
+    uint32_t tid;
+    uint8_t state; /* 0 new, 1 live */
+    uint8_t busy;  /* inside the profiler: nested allocations are not sampled */
+} ap_prof_thread_t;
+
+extern AP_TLS ap_prof_thread_t ap_prof_tls;
+
+int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen);
+int64_t ap_sampler_next_interval(void);
+uint64_t ap_sampler_weight_fp(size_t n);
+uint32_t ap_prof_tid(void);
+int ap_parse_size(const char *s, uint64_t *out);
+
+/* ---- stack.c ---- */
+
+int ap_stack_init(char *err, size_t errlen);
+int ap_stack_capture(uint64_t *frames, int max);
+/* Intern a stack: its id, or UINT32_MAX when the table is full. prof_lock held. */
+uint32_t ap_stack_intern_locked(const uint64_t *frames, int depth);
+uint32_t ap_stack_count(void);
+const uint64_t *ap_stack_frames(uint32_t id, int *depth);
+
+/* ---- bucket.c ---- */
+
+typedef struct {
+    uint32_t stack_id;
+    uint32_t tid;
+    _Atomic int64_t alloc_wfp;   /* objects, fixed point */
+    _Atomic int64_t alloc_bytes;
+    _Atomic int64_t alloc_class_bytes;
+    _Atomic int64_t free_wfp;
+    _Atomic int64_t free_bytes;
+    _Atomic int64_t samples;
+    /* last values written to the database (dump.c only) */
+    int64_t w_alloc_wfp, w_free_wfp, w_samples, w_alloc_bytes, w_free_bytes;
+} ap_bucket_t;
+
+typedef struct {
+    uint32_t tid;
+    char name[16];
+    bool written;
+} ap_thread_rec_t;
+
+extern ap_lock_t ap_prof_lock;
+extern _Atomic int64_t ap_prof_inuse_bytes; /* estimate, for peak dumps */
+extern _Atomic uint64_t ap_prof_dropped;    /* samples lost to full tables */
+
+int ap_bucket_init(void);
+uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid);
+ap_bucket_t *ap_bucket_at(uint32_t idx);
+uint32_t ap_bucket_count(void);
+void ap_live_insert(const ap_live_t *rec);
+bool ap_live_remove(uintptr_t ptr, ap_live_t *out);
+void ap_thread_note_locked(uint32_t tid);
+uint32_t ap_thread_count(void);
+ap_thread_rec_t *ap_thread_at(uint32_t i);
+void ap_bucket_fork_prepare(void);
+void ap_bucket_fork_parent(void);
+void ap_bucket_fork_child(void);
+
+/* ---- dump.c ---- */
+
+void ap_dump_request_peak(void);
+void ap_dump_child_restart(void);
+extern _Atomic int ap_dump_need_restart;
+
+/* ---- db_writer.c ---- */
+
+typedef struct ap_db ap_db_t;
+
+typedef struct {
+    int pid, ppid;
+    double start_time;
+    uint64_t rate;
+    char exe[4096];
+    char build_id[41];
+    char *cmdline_json; /* ap_malloc'd */
+} ap_process_info_t;
+
+void ap_db_process_info(ap_process_info_t *pi, double now);
+/* All return 0 or -1 with a message in err. */
+int ap_db_open(ap_db_t **db, const char *path, char *err, size_t errlen);
+int ap_db_add_process(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
+int ap_db_write_dump(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
+                     size_t errlen);
+
+#endif

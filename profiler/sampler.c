@@ -1,0 +1,268 @@
+/*
+ * sampler.c — byte sampling, in the line of Go's runtime/mprof.go and
+ * tcmalloc's sampler (docs/sampling.md has the derivation).
+ *
+ * Each thread counts down the bytes it allocates (sampler_inline.h). When the
+ * countdown crosses zero, the allocation that crossed it is sampled and a new
+ * countdown is drawn from an exponential distribution with mean `rate`
+ * (default 512 KiB). Sampling by bytes this way picks an allocation of n
+ * bytes with probability p(n) = 1 - exp(-n / rate), independently of the
+ * others, so weighting each sample by w(n) = 1 / p(n) makes the estimates
+ * unbiased: E[sum of w over sampled objects] = number of objects, and
+ * E[sum of w * n] = bytes. We unbias at sampling time, then aggregate
+ * (jemalloc's order), keeping w in fixed point (x256) per live sample so a
+ * free subtracts exactly what its allocation added. rate = 1 samples every
+ * allocation with w = 1 (an exact trace); rate = 0 turns sampling off.
+ *
+ * The countdown is charged with requested bytes; zero-byte requests are never
+ * sampled. The profiler's own allocations (nested inside a sample) set
+ * `busy` and are never sampled.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "profiler_internal.h"
+
+AP_HIDDEN AP_TLS int64_t ap_sample_left;
+AP_HIDDEN AP_TLS ap_prof_thread_t ap_prof_tls;
+AP_HIDDEN ap_prof_config_t ap_prof_cfg;
+AP_HIDDEN int ap_prof_active;
+AP_HIDDEN int ap_prof_decided;
+
+/* ---- configuration ---- */
+
+int ap_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return -1;
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'I')
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end || v * mult > 9.0e18)
+        return -1;
+    *out = (uint64_t)(v * mult + 0.5);
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reads ALLOCPROF_* variables. Profiling is on only when ALLOCPROF_OUTPUT is
+ * set (the bare library is an allocator). Returns 1 when on, 0 when off, -1
+ * on a bad value (message in err). */
+int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
+{
+    const char *v;
+    cfg->rate = AP_DEFAULT_RATE;
+    cfg->depth = AP_DEFAULT_DEPTH;
+    cfg->interval = 0;
+    cfg->peak = 0;
+    cfg->signal = SIGRTMIN + 6;
+    cfg->output[0] = 0;
+    if ((v = getenv("ALLOCPROF_RATE")) && *v && ap_parse_size(v, &cfg->rate) != 0) {
+        snprintf(err, errlen, "ALLOCPROF_RATE=%s: not a size (examples: 1, 4096, 512K, 2M)", v);
+        return -1;
+    }
+    if ((v = getenv("ALLOCPROF_INTERVAL")) && *v && parse_double(v, &cfg->interval) != 0) {
+        snprintf(err, errlen, "ALLOCPROF_INTERVAL=%s: not a number of seconds", v);
+        return -1;
+    }
+    if ((v = getenv("ALLOCPROF_PEAK")) && *v && parse_double(v, &cfg->peak) != 0) {
+        snprintf(err, errlen, "ALLOCPROF_PEAK=%s: not a growth fraction (example: 0.1)", v);
+        return -1;
+    }
+    if ((v = getenv("ALLOCPROF_DEPTH")) && *v) {
+        int d = atoi(v);
+        if (d < 1 || d > AP_MAX_DEPTH) {
+            snprintf(err, errlen, "ALLOCPROF_DEPTH=%s: must be 1..%d", v, AP_MAX_DEPTH);
+            return -1;
+        }
+        cfg->depth = d;
+    }
+    if ((v = getenv("ALLOCPROF_SIGNAL")) && *v) {
+        int s = atoi(v);
+        if (s < 1 || s > SIGRTMAX) {
+            snprintf(err, errlen, "ALLOCPROF_SIGNAL=%s: not a signal number", v);
+            return -1;
+        }
+        cfg->signal = s;
+    }
+    v = getenv("ALLOCPROF_OUTPUT");
+    if (!v || !*v || cfg->rate == 0)
+        return 0;
+    if (strlen(v) >= sizeof cfg->output) {
+        snprintf(err, errlen, "ALLOCPROF_OUTPUT: path too long");
+        return -1;
+    }
+    strcpy(cfg->output, v);
+    return 1;
+}
+
+/* ---- per-thread state, intervals, weights ---- */
+
+uint32_t ap_prof_tid(void)
+{
+    if (!ap_prof_tls.tid)
+        ap_prof_tls.tid = (uint32_t)syscall(SYS_gettid);
+    return ap_prof_tls.tid;
+}
+
+static uint64_t rng_next(void)
+{
+    uint64_t x = ap_prof_tls.rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return ap_prof_tls.rng = x;
+}
+
+int64_t ap_sampler_next_interval(void)
+{
+    uint64_t rate = ap_prof_cfg.rate;
+    if (rate <= 1)
+        return 0;
+    /* u uniform in (0, 1]: 53 random bits */
+    double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740992.0);
+    double x = -log(u) * (double)rate;
+    if (x > 4.0e18)
+        x = 4.0e18;
+    return (int64_t)x;
+}
+
+uint64_t ap_sampler_weight_fp(size_t n)
+{
+    uint64_t rate = ap_prof_cfg.rate;
+    if (rate <= 1)
+        return 1u << AP_WFP_SHIFT;
+    double p = -expm1(-(double)n / (double)rate); /* 1 - exp(-n/rate), exact for small n */
+    double w = 1.0 / p;
+    return (uint64_t)(w * (1u << AP_WFP_SHIFT) + 0.5);
+}
+
+static void thread_setup(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ ((uint64_t)ap_prof_tid() << 32) ^
+                    (uint64_t)(uintptr_t)&ap_prof_tls;
+    ap_prof_tls.rng = seed ? seed : 0x2545F4914F6CDD1Dull;
+    ap_prof_tls.state = 1;
+}
+
+/* ---- the sample ---- */
+
+static uint32_t class_bytes_of(const void *p, size_t n)
+{
+    size_t u = ap_usable_size(p);
+    if (!u)
+        u = n;
+    return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+}
+
+static void record(void *p, size_t n)
+{
+    uint64_t frames[AP_MAX_DEPTH];
+    int depth = ap_stack_capture(frames, ap_prof_cfg.depth);
+    uint32_t tid = ap_prof_tid();
+    ap_lock(&ap_prof_lock);
+    uint32_t sid = ap_stack_intern_locked(frames, depth);
+    uint32_t b = sid == UINT32_MAX ? UINT32_MAX : ap_bucket_get_locked(sid, tid);
+    if (b != UINT32_MAX)
+        ap_thread_note_locked(tid);
+    ap_unlock(&ap_prof_lock);
+    if (b == UINT32_MAX) {
+        atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, ap_sampler_weight_fp(n)};
+    ap_bucket_t *bk = ap_bucket_at(b);
+    int64_t bytes = (int64_t)((rec.wfp * (unsigned __int128)n) >> AP_WFP_SHIFT);
+    int64_t cbytes = (int64_t)((rec.wfp * (unsigned __int128)rec.class_bytes) >> AP_WFP_SHIFT);
+    atomic_fetch_add_explicit(&bk->alloc_wfp, (int64_t)rec.wfp, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bk->alloc_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bk->alloc_class_bytes, cbytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bk->samples, 1, memory_order_relaxed);
+    ap_live_insert(&rec);
+    ap_flag(p);
+    int64_t inuse = atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
+    if (ap_prof_cfg.peak > 0)
+        (void)inuse, ap_dump_request_peak();
+}
+
+void *ap_prof_sampled(void *p, size_t n)
+{
+    ap_prof_thread_t *t = &ap_prof_tls;
+    if (ap_unlikely(!ap_prof_active)) {
+        /* before ap_prof_init has decided, keep coming back here */
+        ap_sample_left = ap_prof_decided ? INT64_MAX / 2 : 0;
+        return p;
+    }
+    if (ap_unlikely(t->state == 0)) {
+        thread_setup();
+        if (ap_prof_cfg.rate > 1) {
+            ap_sample_left = ap_sampler_next_interval();
+            return p; /* the zero start of the countdown is not a sample */
+        }
+    }
+    if (t->busy || !p) {
+        ap_sample_left = ap_sampler_next_interval();
+        return p;
+    }
+    t->busy = 1;
+    if (ap_unlikely(atomic_load_explicit(&ap_dump_need_restart, memory_order_relaxed)))
+        ap_dump_child_restart();
+    record(p, n);
+    ap_sample_left = ap_sampler_next_interval();
+    t->busy = 0;
+    return p;
+}
+
+void ap_prof_count_free(const ap_live_t *rec)
+{
+    ap_bucket_t *bk = ap_bucket_at(rec->bucket);
+    int64_t bytes = (int64_t)((rec->wfp * (unsigned __int128)rec->size) >> AP_WFP_SHIFT);
+    atomic_fetch_add_explicit(&bk->free_wfp, (int64_t)rec->wfp, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bk->free_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
+}
+
+bool ap_prof_take(void *p, ap_live_t *rec)
+{
+    return p && ap_live_remove((uintptr_t)p, rec);
+}
+
+void ap_prof_put_back(const ap_live_t *rec) { ap_live_insert(rec); }
+
+void ap_prof_free(void *p)
+{
+    ap_live_t rec;
+    if (ap_prof_take(p, &rec))
+        ap_prof_count_free(&rec);
+}

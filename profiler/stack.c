@@ -1,0 +1,163 @@
+/*
+ * stack.c — stack capture and the stack table.
+ *
+ * Capture uses libunwind's unw_backtrace (DWARF CFI with a per-thread trace
+ * cache). libunwind is loaded privately with dlopen(RTLD_LOCAL) rather than
+ * linked: linked, libunwind.so.8 would put its `backtrace` and
+ * `_Unwind_Backtrace` into the program's global symbol scope, and a program
+ * that uses another libunwind (LLVM's exports the same unw_* names) would
+ * bind to the wrong one. Leading frames inside liballocprof.so itself (the
+ * profiler and the malloc entry point) are dropped, so frame 0 is the return
+ * address in the code that called malloc/new/realloc.
+ *
+ * The stack table interns stacks: a hash index over an append-only array of
+ * entries and an append-only frame arena, all in our own mappings. Ids are
+ * dense (0, 1, ...) and entries never move, so the dumper reads them without
+ * the lock once it has read the count (published with release order).
+ */
+#include <dlfcn.h>
+#include <link.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "profiler_internal.h"
+
+#define MAX_STACKS (1u << 22)
+#define MAX_FRAMES ((size_t)1 << 26)
+
+typedef int (*backtrace_fn)(void **, int);
+static backtrace_fn unw_bt;
+static uintptr_t self_lo, self_hi; /* our own executable segment(s) */
+
+typedef struct {
+    uint64_t hash;
+    uint32_t off;
+    uint32_t depth;
+} stack_entry_t;
+
+static stack_entry_t *stacks;
+static uint64_t *frames_arena;
+static size_t frames_used;
+static _Atomic uint32_t nstacks;
+static uint32_t *index_tab; /* id + 1, 0 = empty */
+static uint32_t index_cap;
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uintptr_t me = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (me >= lo && me < hi) {
+            self_lo = lo;
+            self_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int ap_stack_init(char *err, size_t errlen)
+{
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&ap_stack_init);
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "cannot load libunwind.so.8 (install libunwind8): %s", dlerror());
+        return -1;
+    }
+    unw_bt = (backtrace_fn)dlsym(h, "unw_backtrace");
+    if (!unw_bt) {
+        snprintf(err, errlen, "libunwind.so.8 has no unw_backtrace");
+        return -1;
+    }
+    stacks = ap_os_map(MAX_STACKS * sizeof *stacks);
+    frames_arena = ap_os_map(MAX_FRAMES * sizeof *frames_arena);
+    index_cap = 1u << 12;
+    index_tab = ap_os_map(index_cap * sizeof *index_tab);
+    if (!stacks || !frames_arena || !index_tab) {
+        snprintf(err, errlen, "cannot map the stack table");
+        return -1;
+    }
+    return 0;
+}
+
+int ap_stack_capture(uint64_t *out, int max)
+{
+    void *raw[AP_MAX_DEPTH + 32];
+    int n = unw_bt(raw, max + 32);
+    int i = 0;
+    while (i < n && (uintptr_t)raw[i] >= self_lo && (uintptr_t)raw[i] < self_hi)
+        i++;
+    int d = 0;
+    for (; i < n && d < max; i++)
+        out[d++] = (uint64_t)(uintptr_t)raw[i];
+    return d;
+}
+
+static uint64_t hash_frames(const uint64_t *f, int depth)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)depth;
+    for (int i = 0; i < depth; i++) {
+        h ^= f[i];
+        h *= 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static bool grow_index_locked(void)
+{
+    uint32_t cap = index_cap * 2;
+    uint32_t *t = ap_os_map(cap * sizeof *t);
+    if (!t)
+        return false;
+    uint32_t n = atomic_load_explicit(&nstacks, memory_order_relaxed);
+    for (uint32_t id = 0; id < n; id++) {
+        uint32_t slot = (uint32_t)stacks[id].hash & (cap - 1);
+        while (t[slot])
+            slot = (slot + 1) & (cap - 1);
+        t[slot] = id + 1;
+    }
+    ap_os_unmap(index_tab, index_cap * sizeof *index_tab);
+    index_tab = t;
+    index_cap = cap;
+    return true;
+}
+
+uint32_t ap_stack_intern_locked(const uint64_t *f, int depth)
+{
+    uint64_t h = hash_frames(f, depth);
+    uint32_t slot = (uint32_t)h & (index_cap - 1);
+    for (uint32_t v; (v = index_tab[slot]); slot = (slot + 1) & (index_cap - 1)) {
+        stack_entry_t *e = &stacks[v - 1];
+        if (e->hash == h && e->depth == (uint32_t)depth &&
+            !memcmp(frames_arena + e->off, f, (size_t)depth * sizeof *f))
+            return v - 1;
+    }
+    uint32_t id = atomic_load_explicit(&nstacks, memory_order_relaxed);
+    if (id >= MAX_STACKS || frames_used + (size_t)depth > MAX_FRAMES)
+        return UINT32_MAX;
+    if ((id + 1) * 2 > index_cap) {
+        if (!grow_index_locked())
+            return UINT32_MAX;
+        slot = (uint32_t)h & (index_cap - 1);
+        while (index_tab[slot])
+            slot = (slot + 1) & (index_cap - 1);
+    }
+    memcpy(frames_arena + frames_used, f, (size_t)depth * sizeof *f);
+    stacks[id] = (stack_entry_t){h, (uint32_t)frames_used, (uint32_t)depth};
+    frames_used += (size_t)depth;
+    index_tab[slot] = id + 1;
+    atomic_store_explicit(&nstacks, id + 1, memory_order_release);
+    return id;
+}
+
+uint32_t ap_stack_count(void) { return atomic_load_explicit(&nstacks, memory_order_acquire); }
+
+const uint64_t *ap_stack_frames(uint32_t id, int *depth)
+{
+    *depth = (int)stacks[id].depth;
+    return frames_arena + stacks[id].off;
+}
