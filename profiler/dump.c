@@ -200,8 +200,9 @@ void ap_prof_init(void)
     if (ap_stack_init(err, sizeof err) != 0 || ap_bucket_init() != 0) {
         say("profiling disabled", err);
     } else if (open_and_register(err, sizeof err) != 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, sizeof err - n, " (running unprofiled)");
         say(ap_prof_cfg.output, err);
-        say(ap_prof_cfg.output, "cannot write the profile; the program runs unprofiled");
     } else {
         sigset_t set;
         sigemptyset(&set);

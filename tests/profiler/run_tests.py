@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""run_tests.py — integration tests of the profiler: runs prof_prog.c (and
+python3) under liballocprof.so, then checks the SQLite profile directly.
+
+usage: run_tests.py CASE   (env: AP_CLI, AP_LIB, AP_PROG)
+Exit 0 pass, 1 fail, 77 skip. Symbolization uses addr2line (binutils).
+"""
+import json, math, os, signal, sqlite3, struct, subprocess, sys, tempfile, time
+
+CLI, LIB, PROG = os.environ["AP_CLI"], os.environ["AP_LIB"], os.environ["AP_PROG"]
+TMP = tempfile.mkdtemp(prefix="ap-prof-")
+RATE = 512 * 1024
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def run(args, opts=(), check_rc=True, **kw):
+    db = os.path.join(TMP, "p.db")
+    cmd = [CLI, "run", "-o", db, *opts, "--", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+    if check_rc and r.returncode != 0:
+        fail(f"{cmd} exited {r.returncode}: {r.stderr}")
+    return db, r
+
+
+def connect(db):
+    c = sqlite3.connect(db)
+    check(c.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "database corrupt")
+    return c
+
+
+class Symbols:
+    """frame address -> function name, via the recorded mappings and addr2line."""
+
+    def __init__(self, c, pid_row):
+        self.maps = c.execute("SELECT start, end, bias, path FROM mapping WHERE process_id=?",
+                              (pid_row,)).fetchall()
+        self.cache = {}
+
+    def name(self, addr):
+        if addr in self.cache:
+            return self.cache[addr]
+        name = "?"
+        for s, e, b, p in self.maps:
+            if s <= addr < e and os.path.exists(p):
+                out = subprocess.run(["addr2line", "-f", "-e", p, hex(addr - 1 - b)],
+                                     capture_output=True, text=True).stdout.split("\n")
+                name = out[0]
+                break
+        self.cache[addr] = name
+        return name
+
+
+def frames(blob, depth):
+    return struct.unpack("<%dQ" % depth, blob)
+
+
+def state(c, process_id, dump_seq=None):
+    """(stack_id, tid) -> counters at a dump (default: the last), applying the delta rule."""
+    if dump_seq is None:
+        dump_seq = c.execute("SELECT max(seq) FROM dump WHERE process_id=?",
+                             (process_id,)).fetchone()[0]
+    rows = c.execute(
+        "SELECT b.stack_id, b.tid, max(d.seq), b.alloc_objects, b.alloc_bytes, b.free_objects,"
+        " b.free_bytes, b.samples FROM bucket b JOIN dump d ON b.dump_id = d.id"
+        " WHERE d.process_id = ? AND d.seq <= ? GROUP BY b.stack_id, b.tid",
+        (process_id, dump_seq)).fetchall()
+    return {(r[0], r[1]): dict(ao=r[3], ab=r[4], fo=r[5], fb=r[6], samples=r[7]) for r in rows}
+
+
+def by_site(c, process_id, dump_seq=None):
+    """frame-0 function -> summed counters (+ tids)."""
+    sym = Symbols(c, process_id)
+    stacks = {sid: frames(f, d) for sid, d, f in
+              c.execute("SELECT stack_id, depth, frames FROM stack WHERE process_id=?",
+                        (process_id,))}
+    out = {}
+    for (sid, tid), v in state(c, process_id, dump_seq).items():
+        fr = stacks[sid]
+        fn = sym.name(fr[0]) if fr else "?"
+        s = out.setdefault(fn, dict(ao=0, ab=0, fo=0, fb=0, samples=0, tids=set(), stacks=[]))
+        for k in ("ao", "ab", "fo", "fb", "samples"):
+            s[k] += v[k]
+        s["tids"].add(tid)
+        s["stacks"].append([sym.name(a) for a in fr[:6]])
+    return out
+
+
+def processes(c):
+    return c.execute("SELECT id, pid, ppid, parent_id, exe, cmdline, end_time FROM process"
+                     " ORDER BY id").fetchall()
+
+
+def dumps(c, pid_row):
+    return c.execute("SELECT seq, reason, inuse_bytes, samples FROM dump WHERE process_id=?"
+                     " ORDER BY seq", (pid_row,)).fetchall()
+
+
+# ---- cases ----
+
+def case_rate1_exact():
+    db, r = run([PROG, "sites"], ["--rate", "1"])
+    c = connect(db)
+    (pid_row, *_), = processes(c)
+    s = by_site(c, pid_row)
+    check(s["site_small"]["ao"] == 2000000 and s["site_small"]["ab"] == 96000000,
+          f"site_small {s['site_small']}")
+    check(s["site_small"]["fo"] == 2000000 and s["site_small"]["fb"] == 96000000,
+          "site_small frees")
+    check(s["site_big"]["ao"] == 1000 and s["site_big"]["ab"] == 100000000, "site_big")
+    check(s["site_big"]["fo"] == 0, "site_big kept")
+    check(s["site_mid"]["ao"] == 20000 and s["site_mid"]["ab"] == 60000000, "site_mid")
+    (seq, reason, inuse, samples), = dumps(c, pid_row)
+    check(reason == "exit", "one exit dump")
+    check(inuse >= 160000000, f"exit in-use {inuse}")
+
+
+def se_bytes(count, size, rate=RATE):
+    p = -math.expm1(-size / rate)
+    return math.sqrt(count * size * size * (1 / p - 1))
+
+
+def case_unbiased():
+    db, r = run([PROG, "sites"])
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    s = by_site(c, pid_row)
+    for fn, count, size in (("site_small", 2000000, 48), ("site_big", 1000, 100000),
+                            ("site_mid", 20000, 3000)):
+        truth, se = count * size, se_bytes(count, size)
+        est = s.get(fn, {}).get("ab", 0)
+        print(f"{fn}: estimate {est} truth {truth} se {se:.0f} ({(est - truth) / se:+.2f} se)")
+        check(abs(est - truth) <= 3 * se, f"{fn} estimate {est} not within 3 SE of {truth}")
+    check(s["site_small"]["ab"] == s["site_small"]["fb"], "freed site: in-use exactly 0")
+    check(s["site_big"]["fb"] == 0, "kept site: nothing freed")
+
+
+def case_stacks():
+    db, r = run([PROG, "sites"], ["--rate", "64K"])
+    c = connect(db)
+    s = by_site(c, processes(c)[0][0])
+    for fn in ("site_small", "site_big", "site_mid"):
+        check(fn in s, f"{fn} missing: {list(s)}")
+        for st in s[fn]["stacks"]:
+            check(st[0] == fn and st[1] in ("mode_sites", "main"), f"stack of {fn}: {st}")
+            check(not any("malloc" in f or "ap_" in f for f in st), f"shim frames kept: {st}")
+
+
+def case_threads():
+    db, r = run([PROG, "threads"], ["--rate", "1"])
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    names = dict(c.execute("SELECT tid, name FROM thread WHERE process_id=?", (pid_row,)))
+    s = by_site(c, pid_row)
+    for fn, name, size in (("site_thread_a", "worker-a", 100), ("site_thread_b", "worker-b", 200)):
+        check(len(s[fn]["tids"]) == 1, f"{fn} on one thread")
+        tid = next(iter(s[fn]["tids"]))
+        check(names.get(tid) == name, f"{fn}: thread {tid} named {names.get(tid)}, not {name}")
+        check(s[fn]["ao"] == 3000 and s[fn]["ab"] == 3000 * size and s[fn]["fo"] == 1500,
+              f"{fn} {s[fn]}")
+
+
+def case_dump_request():
+    db = os.path.join(TMP, "p.db")
+    p = subprocess.Popen([CLI, "run", "-o", db, "--", PROG, "wait"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    check(line.startswith("ready"), f"no ready line: {line!r}")
+    pid = int(line.split()[1])
+    r = subprocess.run([CLI, "dump", str(pid)], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f"dump failed: {r.stderr}")
+    r2 = subprocess.run([CLI, "dump", str(pid)], capture_output=True, text=True, timeout=30)
+    check(r2.returncode == 0, f"second dump failed: {r2.stderr}")
+    p.stdin.close()
+    out = p.stdout.read()
+    check(p.wait(timeout=30) == 0 and "wait done" in out, "program did not finish normally")
+    c = connect(db)
+    reasons = [d[1] for d in dumps(c, processes(c)[0][0])]
+    check(reasons == ["request", "request", "exit"], f"dumps {reasons}")
+    # errors: a process that is not profiled, one that does not exist, a bad argument
+    for args, what in (([str(os.getpid())], "not profiled"), (["999999999"], "not a process"),
+                       (["4194000"], "no such process"), (["abc"], "not a process id")):
+        r = subprocess.run([CLI, "dump", *args], capture_output=True, text=True)
+        check(r.returncode != 0 and r.stderr.count("\n") == 1 and r.stderr.startswith("allocprof:"),
+              f"dump {args}: rc {r.returncode} {r.stderr!r}")
+
+
+def case_interval():
+    db, r = run([PROG, "interval"], ["--interval", "0.2", "--rate", "16K"])
+    c = connect(db)
+    d = dumps(c, processes(c)[0][0])
+    reasons = [x[1] for x in d]
+    check(reasons.count("interval") >= 3 and reasons[-1] == "exit", f"dumps {reasons}")
+    check([x[0] for x in d] == list(range(1, len(d) + 1)), "seq 1..n")
+    samples = [x[3] for x in d]
+    check(samples == sorted(samples) and samples[-1] > samples[0], f"samples grow {samples}")
+
+
+def case_peak():
+    db, r = run([PROG, "peak"], ["--peak", "0.5"])
+    c = connect(db)
+    d = dumps(c, processes(c)[0][0])
+    peaks = [x for x in d if x[1] == "peak"]
+    check(peaks, f"no peak dump: {d}")
+    check(max(x[2] for x in peaks) >= 32 << 20, f"peak in-use {peaks}")
+    check(d[-1][1] == "exit" and d[-1][2] < 8 << 20, f"exit dump {d[-1]}")
+
+
+def case_fork():
+    db, r = run([PROG, "fork"], ["--rate", "1"])
+    check("fork done 1" in r.stdout, r.stdout)
+    c = connect(db)
+    ps = processes(c)
+    check(len(ps) == 3, f"{len(ps)} processes")
+    parent = ps[0]
+    kids = [p for p in ps if p[3] == parent[0]]
+    check(len(kids) == 2, f"children with parent_id: {ps}")
+    check(by_site(c, parent[0])["site_parent"]["ao"] == 500, "parent site")
+    for k in kids:
+        s = by_site(c, k[0])
+        check(s["site_child"]["ao"] == 800, f"child {k[1]}: {s.get('site_child')}")
+        check(dumps(c, k[0])[-1][1] == "exit", "child exit dump")
+
+
+def case_exec():
+    db, r = run([PROG, "exec"], ["--rate", "64K"])
+    check("exec done 0" in r.stdout, r.stdout)
+    c = connect(db)
+    ps = processes(c)
+    check(len(ps) == 2, f"{len(ps)} processes")
+    check("sites" in json.loads(ps[1][5]), f"exec'd command line {ps[1][5]}")
+    check("site_big" in by_site(c, ps[1][0]), "exec'd program profiled")
+
+
+def case_crash():
+    db, r = run([PROG, "crash"], ["--interval", "0.2"], check_rc=False)
+    check(r.returncode == -signal.SIGABRT, f"exit status {r.returncode}")
+    c = connect(db)
+    pid_row, _, _, _, _, _, end = processes(c)[0]
+    d = dumps(c, pid_row)
+    check(d and all(x[1] == "interval" for x in d), f"dumps {d}")
+    check(end is None, "no exit dump after abort")
+
+
+def case_two_writers():
+    db = os.path.join(TMP, "shared.db")
+    env = dict(os.environ, LD_PRELOAD=LIB, ALLOCPROF_OUTPUT=db, ALLOCPROF_RATE="32K")
+    ps = [subprocess.Popen([PROG, "sites"], env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
+    check(all(p.wait(timeout=120) == 0 for p in ps), "writers failed")
+    c = connect(db)
+    rows = processes(c)
+    check(len(rows) == 3, f"{len(rows)} processes")
+    for row in rows:
+        check(dumps(c, row[0])[-1][1] == "exit", f"process {row[1]} has no exit dump")
+
+
+def case_program_using_sqlite():
+    script = ("import sqlite3\n"
+              "c = sqlite3.connect(':memory:')\n"
+              "c.execute('create table t(a, b)')\n"
+              "c.executemany('insert into t values (?, ?)', ((i, str(i) * 5) for i in range(200000)))\n"
+              "print(c.execute('select count(*), sum(a), max(b) from t').fetchone())\n"
+              "d = sqlite3.connect(%r)\n"
+              "d.execute('create table if not exists u(x)')\n"
+              "d.execute('insert into u values (1)')\n"
+              "d.commit()\n"
+              "print(d.execute('select count(*) from u').fetchone())\n") % os.path.join(TMP, "own.db")
+    plain = subprocess.run(["python3", "-c", script], capture_output=True, text=True)
+    os.remove(os.path.join(TMP, "own.db"))
+    db, r = run(["python3", "-c", script])
+    check(r.stdout == plain.stdout and plain.returncode == 0, f"{r.stdout!r} vs {plain.stdout!r}")
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    check(dumps(c, pid_row)[-1][1] == "exit", "python profiled to exit")
+    check(c.execute("SELECT count(*) FROM stack").fetchone()[0] > 10, "python stacks recorded")
+
+
+def case_unwritable():
+    env = dict(os.environ, LD_PRELOAD=LIB, ALLOCPROF_OUTPUT="/nonexistent/dir/p.db")
+    r = subprocess.run([PROG, "threads"], env=env, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout == "threads done\n", f"program changed: {r}")
+    check(r.stderr.count("\n") == 1 and r.stderr.startswith("allocprof: /nonexistent/dir/p.db:"),
+          f"stderr {r.stderr!r}")
+    env["ALLOCPROF_OUTPUT"] = os.path.join(TMP, "x.db")
+    env["ALLOCPROF_RATE"] = "lots"
+    r = subprocess.run([PROG, "threads"], env=env, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stderr.count("\n") == 1 and "ALLOCPROF_RATE" in r.stderr,
+          f"bad rate: {r.stderr!r}")
+    for bad in (["--rate", "x"], ["--interval", "-1"], ["--bogus"]):
+        r = subprocess.run([CLI, "run", *bad, "--", PROG], capture_output=True, text=True)
+        check(r.returncode != 0 and r.stderr.count("\n") == 1, f"run {bad}: {r.stderr!r}")
+    r = subprocess.run([CLI, "run", "--", "/nonexistent/program"], capture_output=True, text=True)
+    check(r.returncode == 127 and r.stderr.count("\n") == 1, f"missing program: {r.stderr!r}")
+
+
+if __name__ == "__main__":
+    name = sys.argv[1]
+    if name == "program_using_sqlite" and subprocess.run(["python3", "-c", "import sqlite3"]).returncode:
+        sys.exit(77)
+    globals()["case_" + name]()
+    print("PASS", name)
