@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared here is internal to liballocprof.so: hidden, so the
+ * compiler addresses it directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 /* Allocation entry points, also valid before any initialisation. All return
  * NULL with errno = ENOMEM on failure. */
 void *ap_malloc(size_t n);
@@ -78,5 +82,7 @@ typedef struct {
 void ap_stats_get(ap_stats_t *st);
 /* Human-readable report to fd (malloc_stats). No allocation. */
 void ap_stats_print(int fd);
+
+#pragma GCC visibility pop
 
 #endif

@@ -54,6 +54,10 @@ AP_NOINLINE AP_COLD void ap_assert_fail(const char *expr, const char *file, int 
 
 #include "size_classes.h"
 
+/* Everything declared here is internal to liballocprof.so: hidden, so the
+ * compiler addresses it directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define AP_PAGE_SIZE ((size_t)1 << AP_PAGE_SHIFT)
 #define AP_PAGE_MASK (AP_PAGE_SIZE - 1)
 /* Allocations at or above this go straight to mmap and back to munmap. */
@@ -311,5 +315,7 @@ AP_INLINE void ap_ensure_init(void)
 
 /* Small-object allocation that never touches a thread cache. */
 void *ap_small_alloc_nocache(uint32_t cls);
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared here is internal to liballocprof.so: hidden, so the
+ * compiler addresses it directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define AP_PAGE_SHIFT 13
 #define AP_NUM_CLASSES 97
 #define AP_MAX_SMALL 262144
@@ -29,5 +33,7 @@ static inline __attribute__((always_inline)) uint32_t ap_size_class(size_t n)
         return ap_class_lo[(n + 15) >> 4];
     return ap_class_hi[(n + 127) >> 7];
 }
+
+#pragma GCC visibility pop
 
 #endif

@@ -16,6 +16,10 @@
 
 #include "sampler_inline.h"
 
+/* Everything declared here is internal to liballocprof.so: hidden, so the
+ * compiler addresses it directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 /* True while sampling is on (an output is open and the rate is not 0). */
 extern int ap_prof_active;
 
@@ -35,5 +39,7 @@ typedef struct {
 bool ap_prof_take(void *p, ap_live_t *rec);
 void ap_prof_put_back(const ap_live_t *rec);
 void ap_prof_count_free(const ap_live_t *rec);
+
+#pragma GCC visibility pop
 
 #endif

@@ -23,6 +23,10 @@
 #include "../alloc/alloc_internal.h"
 #include "profiler.h"
 
+/* Everything declared here is internal to liballocprof.so: hidden, so the
+ * compiler addresses it directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define AP_MAX_DEPTH 256
 #define AP_DEFAULT_DEPTH 64
 #define AP_DEFAULT_RATE (512u * 1024u)
@@ -129,5 +133,7 @@ int ap_db_open(ap_db_t **db, const char *path, char *err, size_t errlen);
 int ap_db_add_process(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
 int ap_db_write_dump(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
                      size_t errlen);
+
+#pragma GCC visibility pop
 
 #endif

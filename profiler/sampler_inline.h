@@ -13,11 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Everything declared here is internal to liballocprof.so: hidden, so the
+ * compiler addresses it directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 extern __thread int64_t ap_sample_left __attribute__((tls_model("initial-exec")));
 
 static inline __attribute__((always_inline)) bool ap_sampler_charge(size_t n)
 {
     return __builtin_expect((ap_sample_left -= (int64_t)n) < 0, 0);
 }
+
+#pragma GCC visibility pop
 
 #endif
