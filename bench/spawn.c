@@ -15,25 +15,12 @@
  *
  * It exits with PROG's status (128 + signal if PROG was killed; 127 if PROG cannot start).
  */
-#define _GNU_SOURCE
+#include "bench.h"
 
 #include <spawn.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 
 extern char **environ;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* environ without any LD_PRELOAD, plus LD_PRELOAD=preload if preload is given. */
 static char **child_env(const char *preload)
@@ -75,7 +62,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     pid_t pid;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bm_now_ns();
     int err = posix_spawnp(&pid, argv[first], NULL, NULL, argv + first, env);
     if (err) {
         fprintf(stderr, "bench-spawn: cannot run %s: %s\n", argv[first], strerror(err));
@@ -87,7 +74,7 @@ int main(int argc, char **argv)
         perror("bench-spawn: wait4");
         return 127;
     }
-    uint64_t wall = now_ns() - t0;
+    uint64_t wall = bm_now_ns() - t0;
 
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
