@@ -6,6 +6,13 @@
 
 int ap_cmd_run(int argc, char **argv);
 int ap_cmd_dump(int argc, char **argv);
+int ap_cmd_list(int argc, char **argv);
+int ap_cmd_top(int argc, char **argv);
+int ap_cmd_diff(int argc, char **argv);
+int ap_cmd_leaks(int argc, char **argv);
+int ap_cmd_stats(int argc, char **argv);
+int ap_cmd_flamegraph(int argc, char **argv);
+int ap_cmd_pprof(int argc, char **argv);
 
 /* Prints "allocprof: <message>" and a newline on stderr. */
 void ap_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
