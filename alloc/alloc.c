@@ -164,6 +164,13 @@ void ap_flag(void *p)
         ap_pageheap_flag(s);
 }
 
+void ap_unflag(void *p)
+{
+    ap_span_t *s = ap_pagemap_span(p);
+    if (s)
+        ap_pageheap_unflag(s);
+}
+
 /* ---- maintenance ---- */
 
 size_t ap_trim(void)

@@ -2,8 +2,8 @@
  * alloc.h — the bundled allocator's API, used by shim/ (the interposer) and
  * the profiler. The allocator knows nothing of profiling; it offers one hook:
  * an object can be "flagged" (ap_flag), which makes the free fast path miss
- * for every object of its span, so the caller's slow path can ask
- * ap_is_flagged_span() and look the object up. See docs/architecture.md.
+ * for the objects of its span while any flagged object lives there, so the
+ * caller's slow path can look the object up; ap_unflag undoes it. See docs/architecture.md.
  *
  * Fast paths (malloc/free of small objects) are inline in tcache_inline.h;
  * everything here is the out-of-line part.
@@ -34,8 +34,10 @@ void ap_free_slow(void *p, uint32_t cls_byte);
 
 /* Is p an object of ours (small, large or huge)? */
 bool ap_owns(const void *p);
-/* Flag p's span so frees of its objects take the slow path. */
+/* Flag p so frees of the objects of its span take the slow path, until as
+ * many ap_unflag calls (made before each flagged object is freed) undo it. */
 void ap_flag(void *p);
+void ap_unflag(void *p);
 
 /* Return free memory to the OS and empty the caller's thread cache. Returns
  * the bytes released. */

@@ -142,6 +142,7 @@ typedef struct ap_span {
     uint8_t state;             /* enum ap_span_state */
     uint8_t returned;          /* FREE: pages are released to the OS (read as zero) */
     uint8_t flagged;           /* SMALL/LARGE/HUGE: holds flagged objects */
+    _Atomic uint32_t nflagged; /* how many (ap_flag minus ap_unflag) */
     uint8_t in_list;           /* SMALL: on its central nonempty list */
     size_t requested;          /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
 } ap_span_t;
@@ -231,6 +232,7 @@ bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
 void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
 void ap_pageheap_flag(ap_span_t *s);
+void ap_pageheap_unflag(ap_span_t *s);
 /* Span structs for huge mappings (locked inside). */
 ap_span_t *ap_pageheap_new_span(void);
 void ap_pageheap_delete_span(ap_span_t *s);

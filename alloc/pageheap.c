@@ -12,8 +12,11 @@
  * its memset on returned spans.
  *
  * Releasing memory: when free dirty pages exceed the dirty limit (default
- * AP_DIRTY_LIMIT_PAGES + 1/8 of the pages in use), the longest dirty spans
- * are released until half the limit remains. malloc_trim releases them all.
+ * 64 MiB + 1/4 of the pages in use), the longest dirty spans are released
+ * until 3/4 of the limit remains. The slack keeps a program that frees and
+ * reallocates big blocks from paying a page fault per page each time (the
+ * memory is reused instead); a program that frees a large heap still drops to
+ * the limit at once. malloc_trim releases them all.
  *
  * One lock (ap_heap.lock) guards everything here, the page map's writers and
  * the span-struct pool. Callers may hold a central lock (order: central ->
@@ -24,7 +27,7 @@
 #include "alloc_internal.h"
 
 #define AP_GROW_MIN_PAGES ((size_t)(8u << 20) >> AP_PAGE_SHIFT) /* map at least 8 MiB */
-#define AP_DIRTY_LIMIT_PAGES ((size_t)(16u << 20) >> AP_PAGE_SHIFT)
+#define AP_DIRTY_LIMIT_PAGES ((size_t)(64u << 20) >> AP_PAGE_SHIFT)
 #define AP_MAX_PAGES (((size_t)1 << 46) >> AP_PAGE_SHIFT)
 
 AP_HIDDEN ap_pageheap_t ap_heap;
@@ -111,6 +114,7 @@ static void free_insert_locked(ap_span_t *s)
     s->state = AP_SPAN_FREE;
     s->sizeclass = 0;
     s->flagged = 0;
+    atomic_store_explicit(&s->nflagged, 0, memory_order_relaxed);
     ap_pagemap_set(first_page(s), s, 0);
     ap_pagemap_set(last_page(s), s, 0);
     if (s->returned) {
@@ -224,7 +228,7 @@ static size_t dirty_limit(void)
 {
     if (ap_heap.dirty_limit_pages)
         return ap_heap.dirty_limit_pages;
-    return AP_DIRTY_LIMIT_PAGES + ap_heap.inuse_pages / 8;
+    return AP_DIRTY_LIMIT_PAGES + ap_heap.inuse_pages / 4;
 }
 
 static void release_span_locked(ap_span_t *s)
@@ -347,7 +351,7 @@ void ap_pageheap_free(ap_span_t *s)
     free_coalesce_insert_locked(s);
     size_t limit = dirty_limit();
     if (ap_heap.free_dirty_pages > limit)
-        scavenge_locked(limit / 2);
+        scavenge_locked(limit - limit / 4);
     ap_unlock(&ap_heap.lock);
 }
 
@@ -395,14 +399,36 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
     ap_unlock(&ap_heap.lock);
 }
 
+/* Flag bits follow the count of flagged objects. The count changes with an
+ * atomic; only a 0 <-> 1 transition takes the lock, and under it the bits are
+ * set from the count as it is then, so racing transitions settle right. */
+static void sync_flag_locked(ap_span_t *s)
+{
+    bool on = atomic_load_explicit(&s->nflagged, memory_order_relaxed) > 0;
+    if (on == (bool)s->flagged || (s->state != AP_SPAN_SMALL && s->state != AP_SPAN_LARGE &&
+                                    s->state != AP_SPAN_HUGE))
+        return;
+    s->flagged = on;
+    if (s->state == AP_SPAN_SMALL)
+        ap_pagemap_set_class_range(first_page(s), s->npages,
+                                   (uint8_t)(s->sizeclass | (on ? AP_CLASS_FLAG : 0)));
+}
+
 void ap_pageheap_flag(ap_span_t *s)
 {
+    if (atomic_fetch_add_explicit(&s->nflagged, 1, memory_order_acq_rel) != 0)
+        return;
     ap_lock(&ap_heap.lock);
-    if (!s->flagged) {
-        s->flagged = 1;
-        if (s->state == AP_SPAN_SMALL)
-            ap_pagemap_set_class_range(first_page(s), s->npages, s->sizeclass | AP_CLASS_FLAG);
-    }
+    sync_flag_locked(s);
+    ap_unlock(&ap_heap.lock);
+}
+
+void ap_pageheap_unflag(ap_span_t *s)
+{
+    if (atomic_fetch_sub_explicit(&s->nflagged, 1, memory_order_acq_rel) != 1)
+        return;
+    ap_lock(&ap_heap.lock);
+    sync_flag_locked(s);
     ap_unlock(&ap_heap.lock);
 }
 

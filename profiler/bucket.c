@@ -147,7 +147,7 @@ static bool stripe_resize(stripe_t *st, uint32_t cap)
     return true;
 }
 
-void ap_live_insert(const ap_live_t *rec)
+bool ap_live_insert(const ap_live_t *rec)
 {
     uint32_t h = ptr_hash(rec->ptr);
     stripe_t *st = &stripes[h % STRIPES];
@@ -159,7 +159,7 @@ void ap_live_insert(const ap_live_t *rec)
         if (!stripe_resize(st, cap)) {
             ap_unlock(&st->lock);
             atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
-            return;
+            return false;
         }
     }
     uint32_t s = (h / STRIPES) & (st->cap - 1);
@@ -170,6 +170,7 @@ void ap_live_insert(const ap_live_t *rec)
     st->tab[s] = *rec;
     st->used++;
     ap_unlock(&st->lock);
+    return true;
 }
 
 bool ap_live_remove(uintptr_t ptr, ap_live_t *out)

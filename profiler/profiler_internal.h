@@ -99,7 +99,7 @@ int ap_bucket_init(void);
 uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid);
 ap_bucket_t *ap_bucket_at(uint32_t idx);
 uint32_t ap_bucket_count(void);
-void ap_live_insert(const ap_live_t *rec);
+bool ap_live_insert(const ap_live_t *rec);
 bool ap_live_remove(uintptr_t ptr, ap_live_t *out);
 void ap_thread_note_locked(uint32_t tid);
 uint32_t ap_thread_count(void);

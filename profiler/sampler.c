@@ -209,8 +209,8 @@ static void record(void *p, size_t n)
     atomic_fetch_add_explicit(&bk->alloc_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->alloc_class_bytes, cbytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->samples, 1, memory_order_relaxed);
-    ap_live_insert(&rec);
-    ap_flag(p);
+    if (ap_live_insert(&rec))
+        ap_flag(p);
     int64_t inuse = atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
     if (ap_prof_cfg.peak > 0)
         (void)inuse, ap_dump_request_peak();
@@ -255,10 +255,17 @@ void ap_prof_count_free(const ap_live_t *rec)
 
 bool ap_prof_take(void *p, ap_live_t *rec)
 {
-    return p && ap_live_remove((uintptr_t)p, rec);
+    if (!p || !ap_live_remove((uintptr_t)p, rec))
+        return false;
+    ap_unflag(p);
+    return true;
 }
 
-void ap_prof_put_back(const ap_live_t *rec) { ap_live_insert(rec); }
+void ap_prof_put_back(const ap_live_t *rec)
+{
+    if (ap_live_insert(rec))
+        ap_flag((void *)rec->ptr);
+}
 
 void ap_prof_free(void *p)
 {
