@@ -39,6 +39,34 @@ typedef struct {
 
 static stripe_t stripes[STRIPES];
 
+/* A counting filter over the live samples' addresses: a free whose slot
+ * reads 0 is certainly not sampled and skips the locked table probe. Frees
+ * in flagged spans are mostly of unsampled neighbours, so this is the common
+ * answer. A counter that reaches its maximum stays there (never a false 0). */
+#define FILTER_BITS 16
+static _Atomic uint16_t live_filter[1u << FILTER_BITS];
+
+static _Atomic uint16_t *filter_slot(uintptr_t p)
+{
+    return &live_filter[(uint32_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> (64 - FILTER_BITS))];
+}
+
+static void filter_add(uintptr_t p, int d)
+{
+    _Atomic uint16_t *c = filter_slot(p);
+    uint16_t v = atomic_load_explicit(c, memory_order_relaxed);
+    do {
+        if (v == UINT16_MAX || (d < 0 && v == 0))
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(c, &v, (uint16_t)(v + d), memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+bool ap_live_maybe(uintptr_t p)
+{
+    return atomic_load_explicit(filter_slot(p), memory_order_acquire) != 0;
+}
+
 int ap_bucket_init(void)
 {
     buckets = ap_os_map(MAX_BUCKETS * sizeof *buckets);
@@ -169,12 +197,15 @@ bool ap_live_insert(const ap_live_t *rec)
         st->tomb--;
     st->tab[s] = *rec;
     st->used++;
+    filter_add(rec->ptr, 1);
     ap_unlock(&st->lock);
     return true;
 }
 
 bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
 {
+    if (!ap_live_maybe(ptr))
+        return false;
     uint32_t h = ptr_hash(ptr);
     stripe_t *st = &stripes[h % STRIPES];
     bool found = false;
@@ -186,6 +217,7 @@ bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
                 *out = st->tab[s];
                 st->tab[s].ptr = 1;
                 st->used--;
+                filter_add(ptr, -1);
                 st->tomb++;
                 found = true;
                 break;

@@ -101,6 +101,7 @@ ap_bucket_t *ap_bucket_at(uint32_t idx);
 uint32_t ap_bucket_count(void);
 bool ap_live_insert(const ap_live_t *rec);
 bool ap_live_remove(uintptr_t ptr, ap_live_t *out);
+bool ap_live_maybe(uintptr_t ptr); /* false: certainly not a live sample */
 void ap_thread_note_locked(uint32_t tid);
 uint32_t ap_thread_count(void);
 ap_thread_rec_t *ap_thread_at(uint32_t i);
