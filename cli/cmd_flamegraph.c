@@ -1,2 +1,85 @@
+/*
+ * cmd_flamegraph.c — `allocprof flamegraph FILE [-o OUT.svg] [--folded]`:
+ * a flame graph of one dump's stacks weighted by --sort (default
+ * inuse-bytes), as a self-contained interactive SVG (default output: FILE
+ * with .svg; "-o -" for stdout) or, with --folded, folded stack lines for
+ * other flame-graph tools (default: stdout).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-int ap_cmd_flamegraph(int argc, char **argv) { ap_cli_error("flamegraph: todo"); return 2; }
+#include "flamegraph.h"
+#include "format.h"
+#include "report.h"
+
+char *ap_default_output(const char *path, const char *ext);
+
+static const char help[] =
+    "usage: allocprof flamegraph FILE[@DUMP] [-o OUT.svg] [--folded] [--sort METRIC]\n"
+    "                            [-p PROCESS] [-d DUMP]\n"
+    "\n"
+    "Draws the dump's call stacks (default: the last dump of the first process) as an\n"
+    "interactive SVG flame graph: hover shows a frame's value and share, click zooms,\n"
+    "Escape or 'Reset zoom' returns. --folded writes 'outer;...;inner VALUE' lines\n"
+    "instead (flamegraph.pl, inferno, speedscope).\n"
+    "\n"
+    "  -o, --output OUT   output file (SVG default: FILE with .svg; folded default:\n"
+    "                     stdout; '-' for stdout)\n"
+    "  --folded           folded stacks instead of SVG\n"
+    "  --sort METRIC      inuse-bytes (default), inuse-objects, alloc-bytes, alloc-objects\n"
+    "  -p, --process ID   a process row of 'allocprof list'\n"
+    "  -d, --dump ID      a dump id of 'allocprof list' (also FILE@ID)\n"
+    "  -h, --help         this text\n";
+
+static int write_output(const ap_opts *o, const ap_profile *p, const char *path)
+{
+    FILE *out = strcmp(path, "-") ? fopen(path, "w") : stdout;
+    if (!out) {
+        ap_cli_error("flamegraph: %s: %s", path, strerror(errno));
+        return 1;
+    }
+    if (o->folded) {
+        ap_flame_folded(out, p, o->metric);
+    } else {
+        char *title = ap_xasprintf("%s — %s, dump %lld (%s) of %s", ap_metric_names[o->metric],
+                                   ap_basename(p->file->path), (long long)p->dump->id,
+                                   p->dump->reason, p->proc->exe ? ap_basename(p->proc->exe) : "?");
+        ap_flame_svg(out, p, o->metric, title);
+        free(title);
+    }
+    int err = ferror(out);
+    if ((out != stdout ? fclose(out) : fflush(out)) != 0 || err) {
+        ap_cli_error("flamegraph: %s: write error", path);
+        return 1;
+    }
+    if (out != stdout)
+        fprintf(stderr, "allocprof: wrote %s\n", path);
+    return 0;
+}
+
+int ap_cmd_flamegraph(int argc, char **argv)
+{
+    ap_opts o;
+    int r = ap_parse_opts(argc, argv, AP_OPT_SELECT | AP_OPT_OUT | AP_OPT_FOLDED | AP_OPT_SORT, 1,
+                          1, help, &o);
+    if (r)
+        return r > 0 ? 0 : 2;
+    ap_symbolizer *sym = ap_sym_new();
+    ap_profile p;
+    ap_file *f = ap_open_profile(o.files[0], &o, -1, sym, &p);
+    if (!f) {
+        ap_sym_free(sym);
+        return 1;
+    }
+    char *path = o.out ? ap_xstrdup(o.out)
+                       : o.folded ? ap_xstrdup("-") : ap_default_output(f->path, ".svg");
+    int rc = write_output(&o, &p, path);
+    free(path);
+    ap_profile_free(&p);
+    ap_file_close(f);
+    ap_sym_free(sym);
+    return rc;
+}

@@ -182,7 +182,8 @@ void ap_report_sort(ap_report *r, int metric, bool cum, bool delta)
     sort_metric = metric;
     sort_cum = cum;
     sort_delta = delta;
-    qsort(r->rows, r->nrows, sizeof *r->rows, cmp_rows);
+    if (r->nrows > 1)
+        qsort(r->rows, r->nrows, sizeof *r->rows, cmp_rows);
 }
 
 char *ap_line_label(const ap_line *l)
