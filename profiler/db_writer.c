@@ -2,7 +2,8 @@
  * db_writer.c — writes dumps to the SQLite profile (schema/schema.sql,
  * docs/schema.md), in the profiled process.
  *
- * Why in the process: the library must work when a user sets LD_PRELOAD
+ * Built as its own plugin, liballocprof-writer.so (writer_api.h), loaded only
+ * when profiling is on. Why in the process: the library must work when a user sets LD_PRELOAD
  * without `allocprof run`, and a dump then needs no second process. SQLite is
  * a private copy linked statically with hidden symbols, so a program that
  * uses its own SQLite never meets ours; our copy allocates through the
@@ -18,9 +19,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "profiler_internal.h"
 #include "schema_sql.h"
 #include "sqlite3.h"
+#include "writer_api.h"
+
+/* In the plugin, the host's functions come through the table it passed. */
+static const ap_host_t *host;
+#define ap_bucket_count() host->bucket_count()
+#define ap_bucket_at(i) host->bucket_at(i)
+#define ap_stack_count() host->stack_count()
+#define ap_stack_frames(i, d) host->stack_frames(i, d)
+#define ap_thread_count() host->thread_count()
+#define ap_thread_at(i) host->thread_at(i)
+#define ap_stats_get(s) host->stats_get(s)
+#define ap_malloc(n) host->malloc(n)
+#define ap_free(p) host->free(p)
+#define ap_realloc(p, n) host->realloc(p, n)
+#define ap_calloc(n, s) host->calloc(n, s)
+#define ap_usable_size(p) host->usable_size(p)
+#define ap_prof_cfg (*host->cfg)
 
 struct ap_db {
     sqlite3 *db;
@@ -560,4 +577,14 @@ int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, c
     }
     ap_free(snap);
     return rc;
+}
+
+/* ---- the plugin's one exported symbol ---- */
+
+__attribute__((visibility("default"))) const ap_writer_t *allocprof_writer_entry(const ap_host_t *h)
+{
+    static const ap_writer_t w = {ap_db_process_info, ap_db_open, ap_db_add_process,
+                                  ap_db_write_dump};
+    host = h;
+    return &w;
 }

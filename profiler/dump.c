@@ -31,9 +31,39 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "profiler_internal.h"
+#include <dlfcn.h>
+
+#include "writer_api.h"
 
 static ap_db_t *db;
+static const ap_writer_t *W; /* the SQLite writer plugin */
+
+static const ap_host_t host = {ap_bucket_count, ap_bucket_at,   ap_stack_count, ap_stack_frames,
+                               ap_thread_count, ap_thread_at,   ap_stats_get,   ap_malloc,
+                               ap_free,         ap_realloc,     ap_calloc,      ap_usable_size,
+                               &ap_prof_cfg};
+
+/* dlopen liballocprof-writer.so from the directory liballocprof.so is in. */
+static int load_writer(char *err, size_t errlen)
+{
+    Dl_info info;
+    char path[4096];
+    if (!dladdr((void *)load_writer, &info) || !info.dli_fname) {
+        snprintf(err, errlen, "cannot locate liballocprof.so");
+        return -1;
+    }
+    const char *slash = strrchr(info.dli_fname, '/');
+    int dir = slash ? (int)(slash - info.dli_fname + 1) : 0;
+    snprintf(path, sizeof path, "%.*sliballocprof-writer.so", dir, info.dli_fname);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ap_writer_entry_fn entry = h ? (ap_writer_entry_fn)dlsym(h, AP_WRITER_ENTRY) : NULL;
+    if (!entry) {
+        snprintf(err, errlen, "cannot load %s: %s", path, dlerror());
+        return -1;
+    }
+    W = entry(&host);
+    return 0;
+}
 static ap_lock_t dump_lock;
 static pthread_t writer;
 static _Atomic int writer_running;
@@ -63,7 +93,7 @@ static void do_dump(const char *reason, bool at_exit)
 {
     char err[512];
     ap_lock(&dump_lock);
-    if (db && ap_db_write_dump(db, reason, now_s(), at_exit, err, sizeof err) != 0)
+    if (db && W->write_dump(db, reason, now_s(), at_exit, err, sizeof err) != 0)
         say(ap_prof_cfg.output, err);
     if (!strcmp(reason, "peak")) {
         int64_t in = atomic_load(&ap_prof_inuse_bytes);
@@ -140,9 +170,9 @@ static void start_writer(void)
 static int open_and_register(char *err, size_t errlen)
 {
     ap_process_info_t pi;
-    ap_db_process_info(&pi, now_s());
-    int rc = ap_db_open(&db, ap_prof_cfg.output, err, errlen);
-    if (rc == 0 && (rc = ap_db_add_process(db, &pi, err, errlen)) != 0)
+    W->process_info(&pi, now_s());
+    int rc = W->open(&db, ap_prof_cfg.output, err, errlen);
+    if (rc == 0 && (rc = W->add_process(db, &pi, err, errlen)) != 0)
         db = NULL; /* left open: the file stays consistent, we just stop */
     ap_free(pi.cmdline_json);
     return rc;
@@ -197,7 +227,8 @@ void ap_prof_init(void)
         return;
     }
     ap_prof_tls.busy = 1;
-    if (ap_stack_init(err, sizeof err) != 0 || ap_bucket_init() != 0) {
+    if (ap_stack_init(err, sizeof err) != 0 || ap_bucket_init() != 0 ||
+        load_writer(err, sizeof err) != 0) {
         say("profiling disabled", err);
     } else if (open_and_register(err, sizeof err) != 0) {
         size_t n = strlen(err);

@@ -128,8 +128,8 @@ typedef struct {
     char *cmdline_json; /* ap_malloc'd */
 } ap_process_info_t;
 
+/* In the writer plugin (writer_api.h). All return 0 or -1 with a message in err. */
 void ap_db_process_info(ap_process_info_t *pi, double now);
-/* All return 0 or -1 with a message in err. */
 int ap_db_open(ap_db_t **db, const char *path, char *err, size_t errlen);
 int ap_db_add_process(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
 int ap_db_write_dump(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
