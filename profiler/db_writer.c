@@ -579,12 +579,18 @@ int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, c
     return rc;
 }
 
+static void ap_db_close(ap_db_t *d)
+{
+    sqlite3_close(d->db);
+    ap_free(d);
+}
+
 /* ---- the plugin's one exported symbol ---- */
 
 __attribute__((visibility("default"))) const ap_writer_t *allocprof_writer_entry(const ap_host_t *h)
 {
     static const ap_writer_t w = {ap_db_process_info, ap_db_open, ap_db_add_process,
-                                  ap_db_write_dump};
+                                  ap_db_write_dump, ap_db_close};
     host = h;
     return &w;
 }

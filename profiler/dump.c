@@ -263,4 +263,9 @@ void ap_prof_exit(void)
         ap_dump_child_restart();
     do_dump("exit", true);
     ap_prof_active = 0; /* later frees (other destructors) need no accounting */
+    ap_lock(&dump_lock);
+    if (db) /* the last connection out folds the WAL into the file */
+        W->close(db);
+    db = NULL;
+    ap_unlock(&dump_lock);
 }

@@ -37,6 +37,7 @@ typedef struct {
     int (*add_process)(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
     int (*write_dump)(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
                       size_t errlen);
+    void (*close)(ap_db_t *db); /* checkpoints the WAL into the file when last out */
 } ap_writer_t;
 
 #define AP_WRITER_ENTRY "allocprof_writer_entry"
