@@ -43,10 +43,6 @@ typedef struct side {
 static int open_sides(const ap_opts *o, ap_symbolizer *sym, side s[2])
 {
     const char *base = o->files[0], *new = o->nfiles > 1 ? o->files[1] : o->files[0];
-    if (o->nfiles == 1 && (o->base_dump < 0 || o->dump < 0)) {
-        ap_cli_error("diff: needs BASE and NEW (two files, FILE@ID, or --base-dump and -d)");
-        return -1;
-    }
     s[0].f = ap_open_profile(base, o, o->base_dump, sym, &s[0].p);
     if (!s[0].f)
         return -1;
@@ -150,6 +146,10 @@ int ap_cmd_diff(int argc, char **argv)
                           1, 2, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
+    if (o.nfiles == 1 && (o.base_dump < 0 || o.dump < 0)) {
+        ap_cli_error("diff: needs BASE and NEW (two files, FILE@ID, or --base-dump and -d)");
+        return 2;
+    }
     ap_symbolizer *sym = ap_sym_new();
     side s[2];
     if (open_sides(&o, sym, s) < 0) {

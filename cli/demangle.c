@@ -129,6 +129,10 @@ static uint64_t v0_decimal(v0 *d)
     uint64_t v = 0;
     if (!isdigit((unsigned char)v0_peek(d)))
         d->bad = true;
+    if (v0_peek(d) == '0') { /* "0" alone: numbers have no leading zeros */
+        d->pos++;
+        return 0;
+    }
     while (isdigit((unsigned char)v0_peek(d)) && v < (1u << 30))
         v = v * 10 + (uint64_t)(d->s[d->pos++] - '0');
     return v;
@@ -226,15 +230,18 @@ static void v0_generic_args(v0 *d, bool value)
 
 static void v0_ident_out(v0 *d, char ns)
 {
-    v0_opt62(d, 's'); /* disambiguator */
+    uint64_t dis = v0_opt62(d, 's');
     size_t n;
     bool puny;
     const char *id = v0_ident(d, &n, &puny);
-    if (ns == 'C' || ns == 'S') {
-        ap_buf_printf(&d->out, "{%s", ns == 'C' ? "closure" : "shim");
+    if (ns) { /* special namespaces: {closure#N}, {shim:name#N}, {K#N}... */
+        if (ns == 'C' || ns == 'S')
+            ap_buf_printf(&d->out, "{%s", ns == 'C' ? "closure" : "shim");
+        else
+            ap_buf_printf(&d->out, "{%c", ns);
         if (n)
             ap_buf_printf(&d->out, ":%.*s", (int)n, id);
-        ap_buf_puts(&d->out, "}");
+        ap_buf_printf(&d->out, "#%llu}", (unsigned long long)dis);
         return;
     }
     if (puny)
@@ -320,9 +327,10 @@ static const char *v0_basic(char c)
     }
 }
 
-static void v0_list(v0 *d, const char *sep)
+static int v0_list(v0 *d, const char *sep)
 {
-    for (int i = 0; !d->bad && !v0_eat(d, 'E'); i++) {
+    int i = 0;
+    for (; !d->bad && !v0_eat(d, 'E'); i++) {
         if (d->pos >= d->len)
             d->bad = true;
         else {
@@ -331,6 +339,7 @@ static void v0_list(v0 *d, const char *sep)
             v0_type(d);
         }
     }
+    return i;
 }
 
 static void v0_fnsig(v0 *d)
@@ -371,14 +380,24 @@ static void v0_dyn(v0 *d)
         if (i)
             ap_buf_puts(&d->out, " + ");
         v0_path(d, false);
+        /* Associated type bindings join the trait's generic arguments. */
+        bool open = false;
         while (!d->bad && v0_eat(d, 'p')) {
             size_t n;
             bool puny;
             const char *id = v0_ident(d, &n, &puny);
-            ap_buf_printf(&d->out, "<%.*s = ", (int)n, id);
+            if (!open && d->out.len && d->out.p[d->out.len - 1] == '>') {
+                d->out.p[--d->out.len] = 0;
+                ap_buf_puts(&d->out, ", ");
+            } else {
+                ap_buf_puts(&d->out, open ? ", " : "<");
+            }
+            open = true;
+            ap_buf_printf(&d->out, "%.*s = ", (int)n, id);
             v0_type(d);
-            ap_buf_puts(&d->out, ">");
         }
+        if (open)
+            ap_buf_puts(&d->out, ">");
     }
     if (v0_eat(d, 'L'))
         v0_base62(d);
@@ -420,11 +439,13 @@ static void v0_type(v0 *d)
             }
             ap_buf_puts(&d->out, "]");
             break;
-        case 'T':
+        case 'T': {
             ap_buf_puts(&d->out, "(");
-            v0_list(d, ", ");
-            ap_buf_puts(&d->out, ")");
+            size_t at = d->out.len;
+            int n = v0_list(d, ", ");
+            ap_buf_puts(&d->out, n == 1 && d->out.len > at ? ",)" : ")");
             break;
+        }
         case 'F': v0_fnsig(d); break;
         case 'D': v0_dyn(d); break;
         case 'B': v0_backref(d, v0_type_arg, false); break;

@@ -3,7 +3,7 @@
 # Uses sudo when not root. Safe to run again: installs only absent packages.
 set -euo pipefail
 PKGS=(build-essential g++ cmake pkg-config libunwind-dev libsqlite3-dev libcmocka-dev
-      libdw-dev libelf-dev zlib1g-dev python3 sqlite3 git valgrind
+      libdw-dev libelf-dev zlib1g-dev python3 sqlite3 git valgrind golang-go
       libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)
 missing=()
 for p in "${PKGS[@]}"; do

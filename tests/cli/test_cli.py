@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""test_cli.py — end-to-end tests of the allocprof command's reports.
+
+Each case runs `allocprof` on profiles written by mkprofile (exact, known
+allocation sites and figures; see mkprofile.c for the scenario) and checks
+the right functions, lines and figures. usage:
+
+    test_cli.py --allocprof PATH --mkprofile PATH CASE
+
+Exit 0 passed, 1 failed, 77 skipped (go or the profiler library missing).
+"""
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+ARGS = None
+TMP = None
+
+# Figures of the scenario (variant a) at the exit dump of process 1.
+INUSE_A = {"thread_epsilon": 1400, "leak_alpha": 1000, "inlined_helper": 320,
+           "fixture::Widget::make(unsigned long)": 144, "recurse_zeta": 64}
+ALLOC_A = dict(INUSE_A, big_gamma=1 << 20, temp_beta=20000)
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def run(*args, rc=0, env=None):
+    p = subprocess.run([ARGS.allocprof, *args], capture_output=True, text=True, env=env)
+    if rc is not None and p.returncode != rc:
+        raise Fail(f"allocprof {' '.join(args)}: exit {p.returncode}, want {rc}\n"
+                   f"stdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
+    return p
+
+
+def run_json(*args):
+    return json.loads(run(*args, "--format", "json").stdout)
+
+
+def make(name, *extra):
+    """Writes TMP/name.db with mkprofile; returns (path, expectations)."""
+    db = os.path.join(TMP, name + ".db")
+    exp = os.path.join(TMP, name + ".json")
+    subprocess.run([ARGS.mkprofile, db, "--expect", exp, *extra], check=True)
+    with open(exp) as f:
+        return db, json.load(f)
+
+
+def flat(rows, metric="inuse_bytes"):
+    return {r["name"]: r["flat"][metric] for r in rows if r["flat"][metric]}
+
+
+# ---- cases ---------------------------------------------------------------
+
+def case_list():
+    db, _ = make("a")
+    j = run_json("list", db)
+    procs = j["processes"]
+    check(len(procs) == 2, "two processes")
+    p1, p2 = procs
+    check(p2["parent_id"] == p1["id"], "child names its parent")
+    check([d["reason"] for d in p1["dumps"]] == ["interval", "peak", "exit"], "reasons")
+    d1, d3 = p1["dumps"][0], p1["dumps"][2]
+    check(d1["inuse_bytes"] == 1000 + 20000 + (1 << 20) and d1["inuse_objects"] == 31, "dump 1")
+    check(d3["inuse_bytes"] == 2928 and d3["inuse_objects"] == 27 and d3["samples"] == 48,
+          "exit dump figures")
+    check(p1["cmdline"][0].endswith("mkprofile"), "cmdline parsed")
+    text = run("list", db).stdout
+    check(re.search(r"\binterval\s+1\.02 MiB\s+31\b", text), "text list: " + text)
+    check("forked from process 1" in text and "every allocation recorded" in text, text)
+
+
+def case_top():
+    db, exp = make("a")
+    j = run_json("top", db)
+    rows = j["rows"]
+    check([r["name"] for r in rows[:5]] == list(INUSE_A), f"order {[r['name'] for r in rows]}")
+    check(flat(rows) == INUSE_A, f"figures {flat(rows)}")
+    check(j["total"]["inuse_bytes"] == 2928 and j["dump"]["reason"] == "exit", "total, dump")
+    for r in rows:
+        if r["name"] in ("main", "scenario"):
+            check(r["cum"]["inuse_bytes"] == 2928 - 1400, f"cum of {r['name']}")
+    # alloc-bytes: the 1 MiB block first, then the temporaries
+    j = run_json("top", db, "--sort", "alloc-bytes", "-n", "2")
+    check([(r["name"], r["flat"]["alloc_bytes"]) for r in j["rows"]] ==
+          [("big_gamma", 1 << 20), ("temp_beta", 20000)], "alloc-bytes order")
+    j = run_json("top", db, "--sort", "alloc-objects", "-n", "0")
+    check(flat(j["rows"], "alloc_objects")["temp_beta"] == 20, "alloc-objects")
+    # recursion counts once in cum
+    j = run_json("top", db, "-n", "0")
+    z = [r for r in j["rows"] if r["name"] == "recurse_zeta"][0]
+    check(z["cum"]["inuse_bytes"] == 64, "recursion counted once")
+    text = run("top", db, "-n", "3").stdout
+    check(re.search(r"1\.37 KiB\s+47\.81%\s+47\.81%\s+1\.37 KiB\s+47\.81%\s+thread_epsilon", text),
+          text)
+    check("showing 3 of" in text, text)
+
+
+def case_top_lines():
+    db, exp = make("a")
+    rows = run_json("top", db, "--by", "line", "--sort", "alloc-bytes", "-n", "0")["rows"]
+    got = {(r["name"], os.path.basename(r["file"] or ""), r["line"]) for r in rows}
+    for name in ["leak_alpha", "thread_epsilon", "inlined_helper", "recurse_zeta",
+                 "fixture::Widget::make(unsigned long)", "temp_beta", "big_gamma"]:
+        e = exp["sites"][name]
+        check((name, e["file"], e["line"]) in got, f"{name} at {e}: {sorted(got)}")
+    text = run("top", db, "--by", "line").stdout
+    check(f"leak_alpha mkprofile.c:{exp['sites']['leak_alpha']['line']}" in text, text)
+
+
+def case_top_stack():
+    db, exp = make("a")
+    rows = run_json("top", db, "--by", "stack", "-n", "0")["rows"]
+    by = {r["stack"][0]["function"]: r for r in rows}
+    inl = [(f["function"], f["line"]) for f in by["inlined_helper"]["stack"][:3]]
+    s = exp["sites"]
+    check(inl == [("inlined_helper", s["inlined_helper"]["line"]),
+                  ("outer_delta", s["outer_delta"]["line"]), ("phase2", inl[2][1])],
+          f"inline chain {inl}")
+    zeta = [f["function"] for f in by["recurse_zeta"]["stack"][:5]]
+    check(zeta == ["recurse_zeta"] * 4 + ["phase3"], f"recursion {zeta}")
+    w = [f["function"] for f in by["fixture::Widget::make(unsigned long)"]["stack"][:3]]
+    check(w == ["fixture::Widget::make(unsigned long)", "cxx_site", "widget_site"], str(w))
+    check(by["thread_epsilon"]["flat"]["inuse_objects"] == 7, "epsilon objects")
+
+
+def case_top_thread():
+    db, _ = make("a")
+    rows = run_json("top", db, "--by", "thread", "--sort", "alloc-bytes")["rows"]
+    names = {r["thread_name"]: r["flat"]["alloc_bytes"] for r in rows}
+    check(names == {"mkprofile": sum(ALLOC_A.values()) - 1400, "worker": 1400}, str(names))
+    text = run("top", db, "--by", "thread").stdout
+    check(re.search(r"thread \d+ \(worker\)", text), text)
+
+
+def case_top_dumps():
+    db, _ = make("a")
+    dumps = run_json("list", db)["processes"][0]["dumps"]
+    # dump 1: the temporaries are still held
+    j = run_json("top", db, "-d", str(dumps[0]["id"]), "-n", "0")
+    check(flat(j["rows"]) == {"big_gamma": 1 << 20, "temp_beta": 20000, "leak_alpha": 1000},
+          str(flat(j["rows"])))
+    # dump 2 stores only changed buckets: leak_alpha comes from dump 1's row
+    j = run_json("top", f"{db}@{dumps[1]['id']}", "-n", "0")
+    f = flat(j["rows"])
+    check(f.get("leak_alpha") == 1000 and "temp_beta" not in f and f["big_gamma"] == 1 << 20,
+          f"delta-only state: {f}")
+    # process 2 (the forked child)
+    j = run_json("top", db, "-p", "2")
+    check(flat(j["rows"]) == {"child_site": 1024} and j["process"]["id"] == 2, str(j["rows"]))
+
+
+def case_diff():
+    a, _ = make("a")
+    b, _ = make("b", "--variant", "b")
+    j = run_json("diff", a, b)
+    ch = [(r["name"], r["change"]["inuse_bytes"]) for r in j["rows"]]
+    check(ch == [("leak_alpha", 2000), ("only_in_b", 1024), ("thread_epsilon", -1000)], str(ch))
+    check(j["total"]["base"]["inuse_bytes"] == 2928 and
+          j["total"]["new"]["inuse_bytes"] == 2928 + 2000 + 1024 - 1000, "totals")
+    text = run("diff", a, b).stdout
+    check(re.search(r"\+1\.95 KiB\s+\+200\.00%\s+1000 B\s+2\.93 KiB\s+leak_alpha", text), text)
+    check(re.search(r"-1000 B\s+-71\.43%\s+1\.37 KiB\s+400 B\s+thread_epsilon", text), text)
+    # two dumps of one file, both spellings
+    d = run_json("list", a)["processes"][0]["dumps"]
+    j1 = run_json("diff", f"{a}@{d[0]['id']}", f"{a}@{d[2]['id']}", "-n", "2")
+    j2 = run_json("diff", a, "--base-dump", str(d[0]["id"]), "-d", str(d[2]["id"]), "-n", "2")
+    ch = [(r["name"], r["change"]["inuse_bytes"]) for r in j1["rows"]]
+    check(ch == [("big_gamma", -(1 << 20)), ("temp_beta", -20000)], str(ch))
+    check(j1["rows"] == j2["rows"], "FILE@ID and --base-dump/-d agree")
+
+
+def case_leaks():
+    db, exp = make("a")
+    j = run_json("leaks", db)
+    check(j["dump"]["reason"] == "exit" and j["total"]["inuse_bytes"] == 2928, "exit dump")
+    got = [(l["stack"][0]["function"], l["figures"]["inuse_bytes"]) for l in j["leaks"]]
+    check(got == list(INUSE_A.items()), str(got))
+    alpha = j["leaks"][1]["stack"]
+    check([f["function"] for f in alpha[:4]] == ["leak_alpha", "phase1", "scenario", "main"],
+          str(alpha))
+    check(alpha[0]["line"] == exp["sites"]["leak_alpha"]["line"], "leak line")
+    text = run("leaks", db).stdout
+    check("Still in use at exit: 2.86 KiB in 27 objects from 5 call stacks" in text, text)
+    check(re.search(r"#2\s+1000 B in 10 objects", text), text)
+    j = run_json("leaks", db, "--min", "1K")
+    check(len(j["leaks"]) == 1, "--min 1K keeps thread_epsilon only")
+    j = run_json("leaks", db, "-p", "2")
+    check([l["figures"]["inuse_bytes"] for l in j["leaks"]] == [1024], "child leaks")
+
+
+def case_stats():
+    db, _ = make("a")
+    j = run_json("stats", db)
+    s = j["alloc_stats"]
+    check(s["inuse_bytes"] == 2928 and s["mapped_bytes"] == 8 << 20, str(s))
+    c = {x["size"]: x["inuse_objects"] for x in j["classes"]}
+    check(c[112] == 10 and c[208] == 7 and c[64] == 5, str(c))
+    check([d["exact_inuse_bytes"] for d in j["dumps"]] == [1069576, 1051440, 2928], "history")
+    text = run("stats", db).stdout
+    check(re.search(r"in use\s+2\.86 KiB", text) and "fragmentation" in text, text)
+    check(re.search(r"interval\s+1\.02 MiB\s+1\.02 MiB\s+8\.00 MiB\s+#{40}", text), text)
+
+
+def case_flamegraph():
+    db, _ = make("a")
+    folded = run("flamegraph", db, "--folded").stdout.splitlines()
+    check("_start;__libc_start_main_impl;__libc_start_call_main;main;scenario;phase1;"
+          "leak_alpha 1000" in folded, "\n".join(folded))
+    check(any(l.endswith("outer_delta;inlined_helper 320") for l in folded), "inline frames")
+    check(sum(int(l.rsplit(" ", 1)[1]) for l in folded) == 2928, "folded total")
+    svg = os.path.join(TMP, "a.svg")
+    p = run("flamegraph", db, "-o", svg, "--sort", "alloc-bytes")
+    tree = ET.parse(svg)
+    root = tree.getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    check(root.find(ns + "script") is not None, "embedded script")
+    titles = [t.text for t in root.iter(ns + "title")]
+    check(any(t.startswith("big_gamma — 1.00 MiB") for t in titles), str(titles[:5]))
+    check(any(t.startswith("all — 1.02 MiB (100.00%)") for t in titles), "root frame")
+    data = open(svg).read()
+    check(not re.search(r"(href|src)\s*=", data), "no external resources")
+    check(run("flamegraph", db).returncode == 0 and os.path.exists(db[:-3] + ".svg"),
+          "default output FILE.svg")
+
+
+PB_WIRE = {0: "varint", 2: "bytes"}
+
+
+def pb_fields(buf):
+    """Decodes one protobuf message into [(field, value)]."""
+    out, i = [], 0
+    while i < len(buf):
+        key, i = varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = varint(buf, i)
+        elif wire == 2:
+            n, i = varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        else:
+            raise Fail(f"wire type {wire}")
+        out.append((field, v))
+    return out
+
+
+def varint(buf, i):
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return v, i
+
+
+def packed(b):
+    out, i = [], 0
+    while i < len(b):
+        v, i = varint(b, i)
+        out.append(v)
+    return out
+
+
+def case_pprof():
+    db, exp = make("a")
+    out = os.path.join(TMP, "a.pb.gz")
+    run("pprof", db, "-o", out)
+    prof = pb_fields(gzip.open(out).read())
+    strs = [v.decode() for f, v in prof if f == 6]
+    check(strs[0] == "", "string_table[0]")
+    types = [tuple(strs[x] for _, x in pb_fields(v)) for f, v in prof if f == 1]
+    check(types == [("alloc_objects", "count"), ("alloc_space", "bytes"),
+                    ("inuse_objects", "count"), ("inuse_space", "bytes")], str(types))
+    samples = [dict((f, v) for f, v in pb_fields(v)) for f, v in prof if f == 2]
+    inuse = sum(packed(s[2])[3] for s in samples)
+    alloc = sum(packed(s[2])[1] for s in samples)
+    check(inuse == 2928 and alloc == sum(ALLOC_A.values()), f"values {inuse} {alloc}")
+    funcs = {}
+    for f, v in prof:
+        if f == 5:
+            d = dict(pb_fields(v))
+            funcs[d[1]] = (strs[d.get(2, 0)], strs[d.get(4, 0)])
+    names = {n for n, _ in funcs.values()}
+    check(set(INUSE_A) <= names and "outer_delta" in names, str(names))
+    locs = [pb_fields(v) for f, v in prof if f == 4]
+    multi = [[funcs[dict(pb_fields(l))[1]][0] for f, l in loc if f == 4]
+             for loc in locs if sum(1 for f, _ in loc if f == 4) > 1]
+    check(["inlined_helper", "outer_delta"] in multi, f"inline Lines {multi}")
+    maps = [dict(pb_fields(v)) for f, v in prof if f == 3]
+    check(any(strs[m.get(6, 0)] and strs[m[5]].endswith("mkprofile") for m in maps), "build id")
+
+
+def case_pprof_go():
+    go = shutil.which("go")
+    if not go:
+        print("go not installed: skipped")
+        sys.exit(77)
+    db, _ = make("a")
+    out = os.path.join(TMP, "a.pb.gz")
+    run("pprof", db, "-o", out)
+    env = dict(os.environ, HOME=TMP, GOCACHE=os.path.join(TMP, "gocache"), PPROF_BINARY_PATH=TMP,
+               GOFLAGS="-mod=mod")
+    p = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=inuse_space", out],
+                       capture_output=True, text=True, env=env, timeout=300)
+    check(p.returncode == 0, p.stderr)
+    check(re.search(r"1400B\s+47\.81%\s+47\.81%\s+1400B\s+47\.81%\s+thread_epsilon", p.stdout),
+          p.stdout)
+    check(re.search(r"1000B\s+34\.15%.*leak_alpha", p.stdout), p.stdout)
+    p = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=alloc_space", out],
+                       capture_output=True, text=True, env=env, timeout=300)
+    check(re.search(r"1024kB\s+97\.86%.*big_gamma", p.stdout), p.stdout)
+
+
+def case_cache():
+    db, _ = make("a")
+    first = run("top", db, "--by", "stack", "-n", "0").stdout
+    con = sqlite3.connect(db)
+    n = con.execute("SELECT count(*) FROM symbol").fetchone()[0]
+    check(n > 10, f"symbol cache rows: {n}")
+    second = run("top", db, "--by", "stack", "-n", "0").stdout
+    check(first == second, "same report from the cache")
+    check(con.execute("SELECT count(*) FROM symbol").fetchone()[0] == n, "no new rows")
+    # The second report reads names from the cache, not from the binary.
+    con.execute("UPDATE symbol SET function = 'cached_name' WHERE function = 'leak_alpha'")
+    con.commit()
+    con.close()
+    check("cached_name" in run("top", db).stdout, "cache used")
+
+
+def case_missing_binary():
+    exe = os.path.join(TMP, "mkprofile-copy")
+    shutil.copy(ARGS.mkprofile, exe)
+    db = os.path.join(TMP, "m.db")
+    subprocess.run([exe, db], check=True)
+    os.unlink(exe)
+    p = run("top", db, "-n", "0")
+    check(re.search(r"\[missing\] mkprofile-copy\+0x[0-9a-f]+", p.stdout), p.stdout)
+    check("__libc_start_call_main" in p.stdout, "other objects still symbolized")
+    p = run("leaks", db)
+    check("[missing] mkprofile-copy+0x" in p.stdout, p.stdout)
+
+
+def case_errors():
+    db, _ = make("a")
+    cases = []
+
+    def bad(args, pattern, rc=1):
+        cases.append((args, pattern, rc))
+
+    bad(["top", os.path.join(TMP, "nosuch.db")], r"nosuch\.db: No such file or directory")
+    txt = os.path.join(TMP, "t.txt")
+    open(txt, "w").write("hello\n" * 100)
+    bad(["top", txt], r"t\.txt: not an allocprof profile \(not an SQLite database\)")
+    empty = os.path.join(TMP, "empty.db")
+    open(empty, "w").close()
+    bad(["list", empty], r"empty\.db: not an allocprof profile \(empty file\)")
+    bad(["list", TMP], r"is a directory")
+    data = open(db, "rb").read()
+    trunc = os.path.join(TMP, "trunc.db")
+    open(trunc, "wb").write(data[:len(data) // 2])
+    bad(["top", trunc], r"trunc\.db: truncated database")
+    corrupt = os.path.join(TMP, "corrupt.db")
+    page = 4096
+    buf = bytearray(data)
+    for off in range(page, len(buf), page):
+        buf[off + 8:off + 200] = b"\xff" * 192
+    open(corrupt, "wb").write(bytes(buf))
+    bad(["top", corrupt], r"corrupt\.db: corrupt or truncated database")
+    newer = os.path.join(TMP, "newer.db")
+    shutil.copy(db, newer)
+    con = sqlite3.connect(newer)
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    bad(["top", newer], r"newer\.db: was written by a newer allocprof")
+    other = os.path.join(TMP, "other.db")
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    bad(["top", other], r"not an allocprof profile \(no table 'process'\)")
+    bad(["top", db, "-d", "99"], r"no dump 99")
+    bad(["top", db + "@99"], r"no dump 99")
+    bad(["top", db, "-p", "9"], r"no process 9")
+    bad(["top", db, "--bogus"], r"^allocprof: top: unknown option --bogus$", 2)
+    bad(["leaks", db, "--sort", "inuse-bytes"], r"leaks: unknown option --sort", 2)
+    bad(["top", db, "--sort", "nope"], r"--sort: unknown value 'nope'", 2)
+    bad(["top", db, "--by", "nope"], r"--by: unknown value 'nope'", 2)
+    bad(["top", db, "-n", "x"], r"-n: 'x' is not a number", 2)
+    bad(["leaks", db, "--min", "12Q"], r"--min: '12Q' is not a size", 2)
+    bad(["top"], r"top: missing FILE", 2)
+    bad(["top", db, db], r"unexpected argument", 2)
+    bad(["diff", db], r"diff: needs BASE and NEW", 2)
+    bad(["nosuchcommand"], r"nosuchcommand: unknown command", 2)
+    bad(["pprof", db, "-o", os.path.join(TMP, "nodir", "x.pb.gz")], r"pprof: .*No such file")
+    for cmd in ["list", "top", "leaks", "stats", "flamegraph", "pprof"]:
+        bad([cmd, corrupt], r"corrupt or truncated database")
+        bad([cmd, txt], r"not an allocprof profile")
+    for args, pattern, rc in cases:
+        p = run(*args, rc=rc)
+        err = p.stderr.strip()
+        check(len(err.splitlines()) == 1, f"{args}: one line, got {err!r}")
+        check(err.startswith("allocprof: ") and re.search(pattern, err), f"{args}: {err!r}")
+        check(p.stdout == "", f"{args}: nothing on stdout")
+
+
+def case_help():
+    for cmd in ["list", "top", "diff", "leaks", "stats", "flamegraph", "pprof"]:
+        p = run(cmd, "--help")
+        check(p.stdout.startswith(f"usage: allocprof {cmd}"), p.stdout)
+        check(run(cmd, "-h").stdout == p.stdout, "-h")
+    check("flamegraph" in run("help").stdout, "main help")
+
+
+def case_real():
+    """A real program under `allocprof run` (skipped until the profiler writes dumps)."""
+    prog = os.path.join(os.path.dirname(ARGS.mkprofile), "cli_realprog")
+    db = os.path.join(TMP, "real.db")
+    p = run("run", "--rate", "1", "-o", db, "--", prog, rc=None)
+    if p.returncode != 0 or not os.path.exists(db):
+        print(f"allocprof run did not produce a profile (exit {p.returncode}): skipped\n"
+              f"{p.stderr}")
+        sys.exit(77)
+    con = sqlite3.connect(db)
+    if not con.execute("SELECT count(*) FROM dump").fetchone()[0]:
+        print("no dump rows yet: skipped")
+        sys.exit(77)
+    con.close()
+    j = run_json("top", db, "-n", "0")
+    f = flat(j["rows"])
+    check(f.get("real_leak") == 100 * 4096, f"real_leak: {f}")
+    check(f.get("real_keep") == 10 * 1000, f"real_keep: {f}")
+    j = run_json("leaks", db)
+    top = j["leaks"][0]["stack"]
+    check(top[0]["function"] == "real_leak" and top[1]["function"] == "main", str(top[:3]))
+    out = os.path.join(TMP, "real.pb.gz")
+    run("pprof", db, "-o", out)
+    run("flamegraph", db, "--folded")
+    run("stats", db)
+
+
+def main():
+    global ARGS, TMP
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--allocprof", required=True)
+    ap.add_argument("--mkprofile", required=True)
+    ap.add_argument("case")
+    ARGS = ap.parse_args()
+    fn = globals().get("case_" + ARGS.case)
+    if not fn:
+        print(f"unknown case {ARGS.case}")
+        return 2
+    TMP = tempfile.mkdtemp(prefix="allocprof-cli-")
+    try:
+        fn()
+    except Fail as e:
+        print(f"FAIL {ARGS.case}: {e}")
+        return 1
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    print(f"ok {ARGS.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
