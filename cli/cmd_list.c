@@ -49,6 +49,7 @@ static void list_process(const ap_file *f, const ap_process *p, FILE *out)
         fprintf(out, ", sampling every %s\n", ap_fmt_bytes(p->rate, false, b2));
     ap_table t;
     ap_table_init(&t, 9);
+    t.left = -1;
     ap_table_row(&t, (const char *[]){"dump", "seq", "time", "after", "reason", "in use",
                                       "objects", "allocated", "samples"});
     size_t n = 0;

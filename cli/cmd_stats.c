@@ -103,6 +103,7 @@ static void print_classes(const class_row *c, size_t n)
 {
     ap_table t;
     ap_table_init(&t, 9);
+    t.left = -1;
     ap_table_row(&t, (const char *[]){"class", "size", "in use", "objects", "cached", "central",
                                       "spans", "span bytes", "used"});
     size_t shown = 0;

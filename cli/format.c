@@ -144,6 +144,7 @@ void ap_table_init(ap_table *t, size_t cols)
 {
     memset(t, 0, sizeof *t);
     t->cols = cols;
+    t->left = (int)cols - 1;
 }
 
 void ap_table_row(ap_table *t, const char *const *cells)
@@ -177,11 +178,13 @@ void ap_table_print(const ap_table *t, FILE *f, const char *indent)
         for (size_t c = 0; c < t->cols; c++) {
             const char *s = t->cells[r * t->cols + c];
             size_t pad = w[c] - text_width(s);
-            if (c + 1 == t->cols) {
-                fputs(s, f);
-                break;
-            }
-            fprintf(f, "%*s%s  ", (int)pad, "", s);
+            bool last = c + 1 == t->cols;
+            if ((int)c == t->left)
+                fprintf(f, "%s%*s", s, last ? 0 : (int)pad, "");
+            else
+                fprintf(f, "%*s%s", (int)pad, "", s);
+            if (!last)
+                fputs("  ", f);
         }
         fputc('\n', f);
     }

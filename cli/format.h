@@ -41,13 +41,14 @@ void ap_json_str(FILE *f, const char *s);
 typedef struct ap_table {
     char **cells; /* rows * cols */
     size_t rows, cols, cap;
+    int left; /* the left-aligned column (default: the last), -1 for none */
 } ap_table;
 
 void ap_table_init(ap_table *t, size_t cols);
 /* Appends a row of cols strings (copied). */
 void ap_table_row(ap_table *t, const char *const *cells);
-/* Prints with two spaces between columns, the last column left-aligned, the
- * others right-aligned; the first row is a header. */
+/* Prints with two spaces between columns, column t->left left-aligned (a
+ * name), the others right-aligned; the first row is a header. */
 void ap_table_print(const ap_table *t, FILE *f, const char *indent);
 void ap_table_free(ap_table *t);
 

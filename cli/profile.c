@@ -201,18 +201,46 @@ static int load_threads(ap_file *f)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Opens f->path read-only. A WAL-mode file in a directory we cannot write
+ * (no -shm can be created) cannot be opened that way; it is then opened as
+ * immutable, which reads the main file as it is. */
+static int open_readonly(ap_file *f)
+{
+    int64_t v;
+    if (sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(f->db, 2000);
+        if (query_int(f, "PRAGMA user_version", NULL, &v) == 0)
+            return 0;
+        int rc = sqlite3_errcode(f->db);
+        if (rc != SQLITE_CANTOPEN && rc != SQLITE_READONLY)
+            return 0; /* reported by the schema check */
+    }
+    sqlite3_close(f->db);
+    ap_buf uri = {0};
+    ap_buf_puts(&uri, "file:");
+    for (const char *p = f->path; *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#')
+            ap_buf_printf(&uri, "%%%02X", (unsigned char)*p);
+        else
+            ap_buf_put(&uri, p, 1);
+    }
+    ap_buf_puts(&uri, "?immutable=1");
+    int rc = sqlite3_open_v2(uri.p, &f->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    ap_buf_free(&uri);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 ap_file *ap_file_open(const char *path)
 {
     if (check_file(path) < 0)
         return NULL;
     ap_file *f = ap_xcalloc(1, sizeof *f);
     f->path = ap_xstrdup(path);
-    if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    if (open_readonly(f) < 0) {
         ap_db_error(f, "opening");
         ap_file_close(f);
         return NULL;
     }
-    sqlite3_busy_timeout(f->db, 2000);
     if (check_schema(f) < 0) {
         ap_file_close(f);
         return NULL;

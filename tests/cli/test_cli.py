@@ -356,6 +356,39 @@ def case_missing_binary():
     check("[missing] mkprofile-copy+0x" in p.stdout, p.stdout)
 
 
+def case_readonly():
+    """A profile in a directory we cannot write: reports work, nothing is cached."""
+    db, _ = make("a")
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")  # as the profiler writes it
+    con.close()
+    ro = os.path.join(TMP, "ro")
+    os.mkdir(ro)
+    shutil.copy(db, ro)
+    rdb = os.path.join(ro, "a.db")
+    os.chmod(rdb, 0o444)
+    os.chmod(ro, 0o555)
+    os.chmod(TMP, 0o755)
+    kw = {}
+    if os.geteuid() == 0:  # root writes anyway: run as nobody
+        kw = {"user": "nobody"}
+    try:
+        p = subprocess.run([ARGS.allocprof, "top", rdb, "--format", "json"], capture_output=True,
+                           text=True, **kw)
+    except (PermissionError, KeyError, OSError) as e:
+        print(f"cannot run as another user ({e}): skipped")
+        sys.exit(77)
+    if p.returncode in (126, 127) or "Permission denied" in p.stderr and "allocprof:" not in p.stderr:
+        print(f"allocprof not reachable as nobody: skipped\n{p.stderr}")
+        sys.exit(77)
+    check(p.returncode == 0, p.stderr)
+    check(flat(json.loads(p.stdout)["rows"]) == INUSE_A, p.stdout)
+    check(p.stderr == "", p.stderr)
+    os.chmod(ro, 0o755)
+    n = sqlite3.connect(rdb).execute("SELECT count(*) FROM symbol").fetchone()[0]
+    check(n == 0, f"nothing cached in a read-only file ({n} rows)")
+
+
 def case_errors():
     db, _ = make("a")
     cases = []
