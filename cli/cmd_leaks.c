@@ -40,7 +40,7 @@ static int64_t choose_dump(const char *spec, const ap_opts *o)
     free(path);
     if (!f)
         return -2;
-    int64_t pid = o->process >= 0 ? o->process : f->nprocs ? f->procs[0].id : -1;
+    int64_t pid = o->process >= 0 ? o->process : ap_default_process(f);
     const ap_dump *d = ap_exit_dump(f, pid);
     int64_t id = d ? d->id : -1;
     if (!d && ap_find_process(f, pid))

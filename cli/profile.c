@@ -207,7 +207,7 @@ static int load_threads(ap_file *f)
 static int open_readonly(ap_file *f)
 {
     int64_t v;
-    if (sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+    if (sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(f->db, 2000);
         if (query_int(f, "PRAGMA user_version", NULL, &v) == 0)
             return 0;
@@ -303,6 +303,22 @@ static const ap_dump *last_dump(const ap_file *f, int64_t process_id, const char
     return best;
 }
 
+int64_t ap_default_process(const ap_file *f)
+{
+    if (!f->nprocs)
+        return -1;
+    /* The program run is the first row; when it exec'ed (a shell script, a
+     * wrapper), the same pid continues in later rows: take the last of those
+     * that has dumps. */
+    const ap_process *first = &f->procs[0];
+    int64_t best = -1;
+    for (size_t i = 0; i < f->nprocs; i++)
+        if (f->procs[i].pid == first->pid && f->procs[i].ppid == first->ppid &&
+            last_dump(f, f->procs[i].id, NULL))
+            best = f->procs[i].id;
+    return best >= 0 ? best : first->id;
+}
+
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id)
 {
     return last_dump(f, process_id, "exit");
@@ -323,7 +339,7 @@ const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump
             ap_cli_error("%s: no process in this profile", f->path);
             return NULL;
         }
-        process_id = f->procs[0].id;
+        process_id = ap_default_process(f);
     } else if (!ap_find_process(f, process_id)) {
         ap_cli_error("%s: no process %lld (see 'allocprof list %s')", f->path,
                      (long long)process_id, f->path);

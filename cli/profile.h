@@ -115,8 +115,11 @@ char *ap_split_dump_spec(const char *spec, int64_t *dump);
 
 /* Selects a dump: dump_id >= 0 chooses that dump; otherwise process_id >= 0
  * chooses the last dump of that process row; otherwise the last dump of the
- * first process. Prints the error and returns NULL when there is none. */
+ * main process (ap_default_process). Prints the error and returns NULL when there is none. */
 const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump_id);
+/* The main process: the first row, or the last row of its exec chain (same
+ * pid and ppid) that has dumps. */
+int64_t ap_default_process(const ap_file *f);
 /* The last dump with reason 'exit' of the process (NULL when none). */
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id);
 const ap_process *ap_find_process(const ap_file *f, int64_t process_id);
