@@ -142,7 +142,10 @@ static double ap_ln(double x)
     }
     double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
     for (int k = 1; k <= 21; k += 2) {
-        sum += term / k;
+        double t = term / k;
+        sum += t;
+        if (t < 1e-17 && t > -1e-17)
+            break;
         term *= s2;
     }
     return 2 * sum + e * 0.6931471805599453;
@@ -155,7 +158,7 @@ static double ap_one_minus_exp_neg(double x)
         return 1.0;
     if (x < 0.5) { /* x - x^2/2! + x^3/3! - ... */
         double term = x, sum = 0;
-        for (int k = 1; k <= 18; k++) {
+        for (int k = 1; k <= 18 && (term > 1e-17 * sum || term < -1e-17 * sum); k++) {
             sum += term;
             term *= -x / (k + 1);
         }
