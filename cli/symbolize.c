@@ -415,7 +415,10 @@ static size_t dwarf_chain(ap_symbolizer *s, ap_object *o, Dwarf_Addr a, raw_fram
      * comes from dwarf_getscopes_die on the innermost scope. */
     Dwarf_Die *scopes = NULL, inner;
     int ns = dwarf_getscopes(cu, a - cubias, &scopes);
-    if (ns > 0) {
+    bool inlined = false;
+    for (int i = 0; i < ns && !inlined; i++)
+        inlined = dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine;
+    if (inlined) { /* otherwise the chain is already the physical nesting */
         inner = scopes[0];
         free(scopes);
         scopes = NULL;
