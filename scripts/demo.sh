@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Sets up, builds, and runs the bundled demo program under allocprof.
+# Sets up, builds, runs the bundled demo program under allocprof, and reports
+# where its memory went (in-use at exit by function, then allocated bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
-exec build/cli/allocprof run -- build/demo/allocprof-demo
+out=build/demo.db
+build/cli/allocprof run -o "$out" --rate 64K -- build/demo/allocprof-demo
+echo
+build/cli/allocprof list "$out"
+echo
+build/cli/allocprof top "$out" --sort inuse-bytes -n 5
+echo
+build/cli/allocprof top "$out" --sort alloc-bytes -n 5
