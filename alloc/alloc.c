@@ -131,7 +131,14 @@ void *ap_realloc(void *p, size_t n)
         if (q)
             return q;
     }
-    void *q = ap_malloc(n);
+    /* Growing past the block: take at least 25 % more than it had, so a
+     * buffer grown by small steps moves O(log n) times, not once per class. */
+    size_t want = n;
+    if (n > old && n <= AP_MAX_SMALL && n < old + old / 4)
+        want = old + old / 4 <= AP_MAX_SMALL ? old + old / 4 : AP_MAX_SMALL;
+    void *q = ap_malloc(want);
+    if (!q && want != n)
+        q = ap_malloc(n);
     if (!q)
         return NULL;
     memcpy(q, p, old < n ? old : n);
