@@ -45,7 +45,7 @@ static void span_list_remove(ap_span_t *s)
 static uint32_t transfer_cap(uint32_t cls)
 {
     uint32_t batch = ap_class_batch[cls];
-    uint32_t cap = (512u << 10) / ap_class_size[cls];
+    uint32_t cap = (128u << 10) / ap_class_size[cls];
     if (cap < 2 * batch)
         cap = 2 * batch;
     if (cap > 1024)

@@ -2,8 +2,10 @@
  * tcache.c — per-thread caches: one singly linked list of free objects per
  * size class, in initial-exec TLS (no lookup, no lock). The fast paths are in
  * tcache_inline.h; this file holds their slow halves:
- *   - a miss fetches a batch (ap_class_batch) from the central list and
- *     raises the list's max by one batch, up to ap_class_cap (slow start);
+ *   - a list's max starts at 1; each miss fetches min(max, batch) objects
+ *     from the central list, and misses and overflows raise max by one up to
+ *     a batch (ap_class_batch), then misses by a batch up to ap_class_cap
+ *     (tcmalloc's slow start: classes a thread uses rarely stay tiny);
  *   - an overflow (count == max) sends one batch back to the central list.
  * A free from another thread needs nothing special: the object goes to the
  * freeing thread's cache and reaches its span through the central list.
@@ -60,13 +62,25 @@ static void tcache_setup(ap_tcache_t *tc)
 {
     ap_ensure_init();
     for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-        tc->list[c].max = ap_class_batch[c];
+        tc->list[c].max = 1;
     tc->state = AP_TC_LIVE;
     registry_add(tc);
     /* Any non-NULL value arms the destructor. May allocate (keys >= 32):
      * the cache is LIVE already, so that nested malloc is an ordinary one. */
     if (exit_key_ready)
         pthread_setspecific(exit_key, tc);
+}
+
+/* Slow start: one more per miss or overflow up to a batch, then a batch more
+ * per miss up to the cap. A class a thread uses rarely keeps a list of one or
+ * two objects instead of a whole batch. */
+static void grow_max(ap_tlist_t *l, uint32_t cls)
+{
+    uint32_t batch = ap_class_batch[cls], cap = ap_class_cap[cls];
+    if (l->max < batch)
+        l->max++;
+    else if (l->max < cap)
+        l->max = l->max + batch < cap ? l->max + batch : cap;
 }
 
 void *ap_tcache_alloc_slow(uint32_t cls)
@@ -81,12 +95,10 @@ void *ap_tcache_alloc_slow(uint32_t cls)
     if (l->head)
         return ap_tcache_pop(cls);
     uint32_t batch = ap_class_batch[cls];
-    if (l->max < ap_class_cap[cls]) {
-        uint32_t m = l->max + batch;
-        l->max = m < ap_class_cap[cls] ? m : ap_class_cap[cls];
-    }
+    uint32_t n = l->max < batch ? l->max : batch;
+    grow_max(l, cls);
     void *buf[64];
-    int got = ap_central_remove(cls, buf, (int)batch);
+    int got = ap_central_remove(cls, buf, (int)n);
     if (got == 0)
         return NULL;
     for (int i = 1; i < got - 1; i++)
@@ -126,8 +138,11 @@ void ap_tcache_free_slow(uint32_t cls, void *p)
         tcache_setup(tc);
     }
     ap_tlist_t *l = &tc->list[cls];
-    if (l->count >= l->max)
+    if (l->count >= l->max) {
         flush_list(l, cls, ap_class_batch[cls]);
+        if (l->max < ap_class_batch[cls])
+            l->max++;
+    }
     *(void **)p = l->head;
     l->head = p;
     l->count++;

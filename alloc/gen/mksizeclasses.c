@@ -14,7 +14,7 @@
  *     min(8 objects, 64 KiB worth) and leave a tail of at most 1/8 of the span;
  *   - batch (objects moved between a thread cache and the central list at
  *     once) = clamp(64 KiB / size, 2, 32); per-thread cache cap =
- *     clamp(256 KiB / size, batch, 1024) objects.
+ *     clamp(64 KiB / size, batch, 1024) objects.
  * The program fails (exit 1) when any bound is broken, so a change to the
  * rules cannot silently produce a bad table. ctest runs it and diffs the
  * output against the checked-in copy.
@@ -68,7 +68,7 @@ static void add_class(unsigned size)
     c->pages = pages;
     c->objs = pages * PAGE_SIZE / size;
     c->batch = clampu(64u * 1024u / size, 2, 32);
-    c->cap = clampu(256u * 1024u / size, c->batch, 1024);
+    c->cap = clampu(64u * 1024u / size, c->batch, 1024);
 }
 
 static int class_of(unsigned n)

@@ -11,18 +11,39 @@
 
 #define CLS_SIZE 48
 
-static void refill_takes_one_batch(void **state)
+/* A fresh thread's misses fetch 1, 2, 3, ... objects, then whole batches. */
+static void *slow_start_thread(void *arg)
 {
-    uint32_t c = ap_size_class(CLS_SIZE);
+    uint32_t c = ap_size_class(CLS_SIZE), batch = ap_class_batch[c];
     ap_tlist_t *l = &ap_tls_tcache.list[c];
-    /* empty the list first */
-    while (l->head)
-        (void)ap_tcache_pop(c);
-    void *p = ap_malloc(CLS_SIZE);
-    assert_non_null(p);
-    assert_int_equal(l->count, ap_class_batch[c] - 1);
-    assert_true(l->max > 0 && l->max <= ap_class_cap[c]);
-    ap_free(p);
+    static __thread void *keep[4000];
+    uintptr_t bad = 0;
+    uint32_t misses = 0;
+    for (int i = 0; i < 4000; i++) {
+        bool miss = l->head == NULL;
+        uint32_t max_before = l->max;
+        keep[i] = ap_malloc(CLS_SIZE);
+        if (!miss)
+            continue;
+        uint32_t want = max_before == 0 ? 1 : (max_before < batch ? max_before : batch);
+        if (l->count + 1 != want)
+            bad = 1;
+        misses++;
+    }
+    if (l->max > ap_class_cap[c] || l->max < batch || misses < batch)
+        bad = 1;
+    for (int i = 0; i < 4000; i++)
+        ap_free(keep[i]);
+    return (void *)bad;
+}
+
+static void refill_slow_start(void **state)
+{
+    pthread_t t;
+    void *ret;
+    pthread_create(&t, NULL, slow_start_thread, NULL);
+    pthread_join(t, &ret);
+    assert_null(ret);
 }
 
 static void overflow_flushes_one_batch(void **state)
@@ -150,7 +171,7 @@ static void class_stats_add_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(refill_takes_one_batch),
+        cmocka_unit_test(refill_slow_start),
         cmocka_unit_test(overflow_flushes_one_batch),
         cmocka_unit_test(cross_thread_free),
         cmocka_unit_test(thread_exit_drains_cache),
