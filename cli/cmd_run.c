@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,8 +239,11 @@ int ap_cmd_run(int argc, char **argv)
         }
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
-    /* die the way the program died, so callers see the same signal */
+    /* die the way the program died, so callers see the same signal (the
+     * program already wrote any core; we must not add ours) */
     int sig = WTERMSIG(status);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
     signal(sig, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);

@@ -261,9 +261,9 @@ static void record(void *p, size_t n)
     atomic_fetch_add_explicit(&bk->samples, 1, memory_order_relaxed);
     if (ap_live_insert(&rec))
         ap_flag(p);
-    int64_t inuse = atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
     if (ap_prof_cfg.peak > 0)
-        (void)inuse, ap_dump_request_peak();
+        ap_dump_request_peak();
 }
 
 void *ap_prof_sampled(void *p, size_t n)
