@@ -16,6 +16,8 @@
  * Writers hold the page heap lock; readers take no lock (a leaf is published
  * with a release store and never moves).
  */
+#include <string.h>
+
 #include "alloc_internal.h"
 
 AP_HIDDEN intptr_t ap_pagemap_root[AP_ROOT_LEN];
@@ -56,9 +58,13 @@ void ap_pagemap_set_range(uintptr_t first_page, size_t npages, ap_span_t *s, uin
 
 void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls)
 {
-    for (size_t i = 0; i < npages; i++) {
-        uintptr_t page = first_page + i;
-        ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = cls;
+    while (npages > 0) { /* one leaf lookup and one memset per leaf covered */
+        size_t off = first_page & (AP_LEAF_LEN - 1), n = AP_LEAF_LEN - off;
+        if (n > npages)
+            n = npages;
+        memset(&ap_pagemap_leaf(first_page)->cls[off], cls, n);
+        first_page += n;
+        npages -= n;
     }
 }
 

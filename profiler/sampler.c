@@ -129,7 +129,8 @@ int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
  * of RSS. These are accurate to ~1e-12 relative over the ranges used. */
 
 /* ln(x) for x > 0 finite: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
- * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172. */
+ * ln m = 2 atanh(s) = 2 (s + s^3/3 + ... + s^17/17), s = (m - 1) / (m + 1),
+ * |s| < 0.172, so the first omitted term is below 1e-15 relative. */
 static double ap_ln(double x)
 {
     union { double d; uint64_t u; } v = {x};
@@ -140,15 +141,17 @@ static double ap_ln(double x)
         m *= 0.5;
         e++;
     }
-    double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
-    for (int k = 1; k <= 21; k += 2) {
-        double t = term / k;
-        sum += t;
-        if (t < 1e-17 && t > -1e-17)
-            break;
-        term *= s2;
-    }
-    return 2 * sum + e * 0.6931471805599453;
+    double s = (m - 1) / (m + 1), z = s * s;
+    double p = 1.0 / 17;
+    p = p * z + 1.0 / 15;
+    p = p * z + 1.0 / 13;
+    p = p * z + 1.0 / 11;
+    p = p * z + 1.0 / 9;
+    p = p * z + 1.0 / 7;
+    p = p * z + 1.0 / 5;
+    p = p * z + 1.0 / 3;
+    p = p * z + 1.0;
+    return 2 * s * p + e * 0.6931471805599453;
 }
 
 /* 1 - exp(-x) for x >= 0, without cancellation for small x. */
@@ -156,13 +159,11 @@ static double ap_one_minus_exp_neg(double x)
 {
     if (x > 40)
         return 1.0;
-    if (x < 0.5) { /* x - x^2/2! + x^3/3! - ... */
-        double term = x, sum = 0;
-        for (int k = 1; k <= 18 && (term > 1e-17 * sum || term < -1e-17 * sum); k++) {
-            sum += term;
-            term *= -x / (k + 1);
-        }
-        return sum;
+    if (x < 0.0625) { /* x (1 - x/2 (1 - x/3 (1 - ... x/9))): error < x^10/10! */
+        double p = 1 - x / 9;
+        for (int k = 8; k >= 2; k--)
+            p = 1 - x / k * p;
+        return x * p;
     }
     int k = (int)(x / 0.6931471805599453);
     double r = x - k * 0.6931471805599453, term = 1, e = 0; /* exp(-r), r in [0, ln 2) */
