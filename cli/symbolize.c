@@ -11,6 +11,8 @@
 #include "symbolize.h"
 
 #include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <gelf.h>
 #include <elfutils/libdwfl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +43,10 @@ typedef struct ap_object {
     Dwarf_Addr bias;
     ap_map results; /* ELF address -> index in s->results */
     bool cache_loaded;
+    struct symtab *symtab; /* sorted ELF symbols (NULL: not built yet) */
+    ap_map cus;            /* CU DIE address -> 1 + index in cu_idx */
+    struct cu_index **cu_idx;
+    size_t ncu, capcu;
 } ap_object;
 
 typedef struct pending {
@@ -64,6 +70,9 @@ struct ap_symbolizer {
     size_t npend, cappend;
 };
 
+static void free_symtab(struct symtab *t);
+static void free_cu_index(struct cu_index *c);
+
 typedef struct raw_frame {
     const char *name, *file; /* interned */
     int64_t line;
@@ -86,6 +95,11 @@ void ap_sym_free(ap_symbolizer *s)
         return;
     for (size_t i = 0; i < s->nobjs; i++) {
         ap_object *o = &s->objs[i];
+        free_symtab(o->symtab);
+        for (size_t k = 0; k < o->ncu; k++)
+            free_cu_index(o->cu_idx[k]);
+        free(o->cu_idx);
+        ap_map_free(&o->cus);
         if (o->dwfl)
             dwfl_end(o->dwfl);
         ap_map_free(&o->results);
@@ -394,6 +408,496 @@ static const char *sym_name(ap_symbolizer *s, const char *name)
     return r;
 }
 
+/* ---- ELF symbols --------------------------------------------------------
+ *
+ * dwfl_module_addrinfo reads the whole symbol table for every address (tens
+ * of thousands of symbols in an interpreter). The same answer comes from an
+ * index built once per object: the sized symbols that contain the address
+ * are found in a value-sorted array (with the running maximum of their ends),
+ * then elfutils' choice among them (__libdwfl_addrsym) is replayed in table
+ * order: globals first, locals only when no global fits. What depends on
+ * sizeless symbols (assembly labels, which elfutils matches by section) is
+ * left to dwfl_module_addrinfo, as is PPC64 (function descriptors). */
+
+typedef struct sym_ent {
+    uint64_t value, size;
+    const char *name;
+    uint32_t ndx; /* index in the table: the order elfutils tries symbols */
+    int bind;     /* elfutils' binding preference: global > weak > local */
+} sym_ent;
+
+typedef struct sym_pass {
+    sym_ent *e;       /* sorted by value */
+    uint64_t *maxend; /* greatest end of e[0..i] */
+    size_t n, cap;
+} sym_pass;
+
+typedef struct symtab {
+    bool usable;
+    sym_pass pass[2];  /* globals, locals */
+    uint64_t *sizeless; /* sorted values of the sizeless globals */
+    size_t nsizeless, capsizeless;
+    const sym_ent **cand;
+    size_t capcand;
+} symtab;
+
+static int bind_value(const GElf_Sym *sym)
+{
+    switch (GELF_ST_BIND(sym->st_info)) {
+    case STB_GLOBAL:
+        return 3;
+    case STB_WEAK:
+        return 2;
+    case STB_LOCAL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_sym_value(const void *a, const void *b)
+{
+    const sym_ent *x = a, *y = b;
+    if (x->value != y->value)
+        return x->value < y->value ? -1 : 1;
+    return x->ndx < y->ndx ? -1 : x->ndx > y->ndx;
+}
+
+static int cmp_sym_ndx(const void *a, const void *b)
+{
+    const sym_ent *x = *(const sym_ent *const *)a, *y = *(const sym_ent *const *)b;
+    return x->ndx < y->ndx ? -1 : x->ndx > y->ndx;
+}
+
+static symtab *build_symtab(Dwfl_Module *mod)
+{
+    symtab *t = ap_xcalloc(1, sizeof *t);
+    int n = dwfl_module_getsymtab(mod);
+    int first_global = dwfl_module_getsymtab_first_global(mod);
+    Dwarf_Addr bias;
+    Elf *elf = dwfl_module_getelf(mod, &bias);
+    GElf_Ehdr eh;
+    if (n < 0 || first_global < 0 || !elf || !gelf_getehdr(elf, &eh) ||
+        eh.e_machine == EM_PPC64)
+        return t;
+    int globals = first_global == 0 ? 1 : first_global;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr value;
+        GElf_Word shndx;
+        Elf *symelf;
+        Dwarf_Addr symbias;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &value, &shndx, &symelf, &symbias);
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (!name || !name[0] || sym.st_shndx == SHN_UNDEF || type == STT_SECTION ||
+            type == STT_FILE || type == STT_TLS)
+            continue;
+        if (!sym.st_size) {
+            if (i >= globals) {
+                ap_grow(&t->sizeless, &t->capsizeless, t->nsizeless + 1, sizeof *t->sizeless);
+                t->sizeless[t->nsizeless++] = value;
+            }
+            continue;
+        }
+        sym_pass *p = &t->pass[i >= globals ? 0 : 1];
+        ap_grow(&p->e, &p->cap, p->n + 1, sizeof *p->e);
+        p->e[p->n++] = (sym_ent){value, sym.st_size, name, (uint32_t)i, bind_value(&sym)};
+    }
+    for (int k = 0; k < 2; k++) {
+        sym_pass *p = &t->pass[k];
+        if (p->n)
+            qsort(p->e, p->n, sizeof *p->e, cmp_sym_value);
+        p->maxend = ap_xmalloc((p->n ? p->n : 1) * sizeof *p->maxend);
+        uint64_t m = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            uint64_t end = p->e[i].value + p->e[i].size;
+            if (end < p->e[i].value)
+                end = UINT64_MAX;
+            m = end > m ? end : m;
+            p->maxend[i] = m;
+        }
+    }
+    if (t->nsizeless)
+        qsort(t->sizeless, t->nsizeless, sizeof *t->sizeless, cmp_u64);
+    t->usable = true;
+    return t;
+}
+
+static void free_symtab(symtab *t)
+{
+    if (!t)
+        return;
+    for (int k = 0; k < 2; k++) {
+        free(t->pass[k].e);
+        free(t->pass[k].maxend);
+    }
+    free(t->sizeless);
+    free(t->cand);
+    free(t);
+}
+
+/* The sized symbol of one pass that __libdwfl_addrsym would choose for a. */
+static const sym_ent *pick_sized(symtab *t, const sym_pass *p, uint64_t a)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->e[mid].value <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t nc = 0;
+    for (size_t i = lo; i-- > 0 && p->maxend[i] > a;) {
+        if (a - p->e[i].value < p->e[i].size) {
+            ap_grow(&t->cand, &t->capcand, nc + 1, sizeof *t->cand);
+            t->cand[nc++] = &p->e[i];
+        }
+    }
+    if (nc > 1)
+        qsort(t->cand, nc, sizeof *t->cand, cmp_sym_ndx);
+    const sym_ent *best = NULL;
+    for (size_t i = 0; i < nc; i++) {
+        const sym_ent *c = t->cand[i];
+        if (!best || best->value < c->value || best->bind < c->bind)
+            best = c;
+        else if (best->value == c->value &&
+                 ((best->size > c->size && best->bind <= c->bind) ||
+                  (best->size >= c->size && best->bind < c->bind)))
+            best = c;
+    }
+    return best;
+}
+
+static bool has_sizeless_at(const symtab *t, uint64_t a)
+{
+    return t->nsizeless && bsearch(&a, t->sizeless, t->nsizeless, sizeof a, cmp_u64);
+}
+
+/* dwfl_module_addrinfo's symbol name for module address a. */
+static const char *addr_name(ap_object *o, Dwarf_Addr a)
+{
+    if (!o->symtab)
+        o->symtab = build_symtab(o->mod);
+    symtab *t = o->symtab;
+    if (t->usable) {
+        const sym_ent *e = pick_sized(t, &t->pass[0], a);
+        if (!e && !has_sizeless_at(t, a))
+            e = pick_sized(t, &t->pass[1], a);
+        if (e)
+            return e->name;
+    }
+    GElf_Off off;
+    GElf_Sym sym;
+    return dwfl_module_addrinfo(o->mod, a, &off, &sym, NULL, NULL, NULL);
+}
+
+/* ---- scopes -------------------------------------------------------------
+ *
+ * dwarf_getscopes walks a unit's DIEs from its start for every address (and
+ * dwarf_getscopes_die walks it again for inlined code): on the large units
+ * of an LTO build that is most of the time. The same walk (libdw's
+ * __libdw_visit_scopes: imported units are walked in place, only DIEs that
+ * can own scopes are entered, the first DIE containing the address is the
+ * one entered) is replayed here with what does not depend on the address
+ * computed once per unit: its top-level DIEs with their address ranges, and
+ * for inlined code the set of every DIE the walk reaches (dwarf_getscopes
+ * finds an inlined instance's abstract origin only among those). Anything
+ * unusual (a walk error, a range error, scopes inside an imported unit) goes
+ * through libdw's own calls. */
+
+typedef struct imp_link {
+    void *addr;
+    const struct imp_link *up;
+} imp_link;
+
+/* 0: go on; > 0: stop with this value; < 0: error. */
+typedef int (*visit_fn)(Dwarf_Die *die, const imp_link *imports, void *arg);
+
+typedef struct top_range {
+    uint64_t lo, hi;
+    uint32_t top;
+} top_range;
+
+typedef struct cu_index {
+    bool slow; /* use libdw's walk */
+    Dwarf_Die *top;
+    bool *top_imported;
+    size_t ntop, captop, capimp;
+    top_range *r;
+    uint64_t *maxend;
+    size_t nr, capr;
+    ap_map topsub;   /* top-level subprograms: DIE address -> 1 */
+    int reach_state; /* 0 not built, 1 built, -1 walk error */
+    ap_map reach;    /* every subprogram the walk reaches: DIE address -> 1 */
+} cu_index;
+
+static bool may_have_scopes(Dwarf_Die *die)
+{
+    switch (dwarf_tag(die)) {
+    case DW_TAG_compile_unit:
+    case DW_TAG_module:
+    case DW_TAG_lexical_block:
+    case DW_TAG_with_stmt:
+    case DW_TAG_catch_block:
+    case DW_TAG_try_block:
+    case DW_TAG_entry_point:
+    case DW_TAG_inlined_subroutine:
+    case DW_TAG_subprogram:
+    case DW_TAG_namespace:
+    case DW_TAG_class_type:
+    case DW_TAG_structure_type:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* libdw's walk over child and its siblings, imported units in place. */
+static int walk_level(Dwarf_Die *child, const imp_link *imports, visit_fn fn, void *arg)
+{
+    int ret;
+    do {
+        while (dwarf_tag(child) == DW_TAG_imported_unit) {
+            Dwarf_Die orig = *child;
+            Dwarf_Attribute attr_mem;
+            Dwarf_Attribute *attr = dwarf_attr(child, DW_AT_import, &attr_mem);
+            if (dwarf_formref_die(attr, child) != NULL &&
+                dwarf_tag(child) != DW_TAG_compile_unit && dwarf_child(child, child) == 0) {
+                for (const imp_link *i = imports; i; i = i->up)
+                    if (i->addr == orig.addr)
+                        return -1;
+                imp_link link = {orig.addr, imports};
+                int r = walk_level(child, &link, fn, arg);
+                if (r)
+                    return r;
+            }
+            if ((ret = dwarf_siblingof(&orig, child)) != 0)
+                return ret < 0 ? -1 : 0;
+        }
+        int r = fn(child, imports, arg);
+        if (r)
+            return r;
+    } while ((ret = dwarf_siblingof(child, child)) == 0);
+    return ret < 0 ? -1 : 0;
+}
+
+static int walk_children(Dwarf_Die *parent, const imp_link *imports, visit_fn fn, void *arg)
+{
+    Dwarf_Die child;
+    int ret = dwarf_child(parent, &child);
+    if (ret != 0)
+        return ret < 0 ? -1 : 0;
+    return walk_level(&child, imports, fn, arg);
+}
+
+static int add_top(Dwarf_Die *die, const imp_link *imports, void *arg)
+{
+    cu_index *c = arg;
+    uint32_t k = (uint32_t)c->ntop;
+    ap_grow(&c->top, &c->captop, c->ntop + 1, sizeof *c->top);
+    ap_grow(&c->top_imported, &c->capimp, c->ntop + 1, sizeof *c->top_imported);
+    c->top[k] = *die;
+    c->top_imported[k] = imports != NULL;
+    c->ntop++;
+    if (dwarf_tag(die) == DW_TAG_subprogram)
+        *ap_map_put(&c->topsub, (uintptr_t)die->addr, NULL) = 1;
+    Dwarf_Addr base, lo, hi;
+    ptrdiff_t off = 0;
+    while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
+        ap_grow(&c->r, &c->capr, c->nr + 1, sizeof *c->r);
+        c->r[c->nr++] = (top_range){lo, hi, k};
+    }
+    if (off < 0) {
+        dwarf_errno();
+        return -1; /* dwarf_getscopes may fail or go on here: leave it to libdw */
+    }
+    return 0;
+}
+
+static int cmp_top_range(const void *a, const void *b)
+{
+    const top_range *x = a, *y = b;
+    if (x->lo != y->lo)
+        return x->lo < y->lo ? -1 : 1;
+    return x->top < y->top ? -1 : x->top > y->top;
+}
+
+static cu_index *get_cu_index(ap_object *o, Dwarf_Die *cu)
+{
+    bool created;
+    uint64_t *slot = ap_map_put(&o->cus, (uintptr_t)cu->addr, &created);
+    if (!created)
+        return o->cu_idx[*slot - 1];
+    cu_index *c = ap_xcalloc(1, sizeof *c);
+    ap_grow(&o->cu_idx, &o->capcu, o->ncu + 1, sizeof *o->cu_idx);
+    o->cu_idx[o->ncu++] = c;
+    *slot = o->ncu;
+    Dwarf_Die root = *cu;
+    if (walk_children(&root, NULL, add_top, c) != 0) {
+        c->slow = true;
+        return c;
+    }
+    if (c->nr)
+        qsort(c->r, c->nr, sizeof *c->r, cmp_top_range);
+    c->maxend = ap_xmalloc((c->nr ? c->nr : 1) * sizeof *c->maxend);
+    uint64_t m = 0;
+    for (size_t i = 0; i < c->nr; i++) {
+        m = c->r[i].hi > m ? c->r[i].hi : m;
+        c->maxend[i] = m;
+    }
+    return c;
+}
+
+static void free_cu_index(cu_index *c)
+{
+    free(c->top);
+    free(c->top_imported);
+    free(c->r);
+    free(c->maxend);
+    ap_map_free(&c->topsub);
+    ap_map_free(&c->reach);
+    free(c);
+}
+
+/* The first top-level DIE (in walk order) whose ranges contain pc, or -1. */
+static long top_at(const cu_index *c, uint64_t pc)
+{
+    size_t lo = 0, hi = c->nr;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->r[mid].lo <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    long best = -1;
+    for (size_t i = lo; i-- > 0 && c->maxend[i] > pc;)
+        if (pc < c->r[i].hi && (best < 0 || c->r[i].top < (uint32_t)best))
+            best = c->r[i].top;
+    return best;
+}
+
+static int add_reach(Dwarf_Die *die, const imp_link *imports, void *arg)
+{
+    cu_index *c = arg;
+    if (dwarf_tag(die) == DW_TAG_subprogram)
+        *ap_map_put(&c->reach, (uintptr_t)die->addr, NULL) = 1;
+    if (may_have_scopes(die) && dwarf_haschildren(die) != 0)
+        return walk_children(die, imports, add_reach, c);
+    return 0;
+}
+
+typedef struct pc_arg {
+    uint64_t pc;
+    Dwarf_Die found;
+    bool hit, imported, error;
+} pc_arg;
+
+/* dwarf_getscopes' pc_match: the first child containing pc is entered. */
+static int find_pc(Dwarf_Die *die, const imp_link *imports, void *arg)
+{
+    pc_arg *a = arg;
+    int r = dwarf_haspc(die, a->pc);
+    if (r < 0) {
+        dwarf_errno();
+        a->error = true; /* libdw may fail or go on: let it decide */
+        return -1;
+    }
+    if (r == 0)
+        return 0;
+    a->found = *die;
+    a->imported = imports != NULL;
+    a->hit = true;
+    return 1;
+}
+
+enum { CHAIN_SLOW = -1 };
+
+/* The scope chain dwarf_getscopes (and, for inlined code,
+ * dwarf_getscopes_die) gives the old walk for pc: innermost first, into
+ * *out (malloc'ed); returns their number, 0 for none, or CHAIN_SLOW when
+ * libdw's own calls must decide. */
+static int fast_scopes(ap_object *o, Dwarf_Die *cu, uint64_t pc, Dwarf_Die **out)
+{
+    cu_index *c = get_cu_index(o, cu);
+    if (c->slow)
+        return CHAIN_SLOW;
+    long t = top_at(c, pc);
+    if (t < 0)
+        return 0; /* no scope: dwarf_getscopes returns 0 */
+    if (c->top_imported[t] || c->top[t].cu != cu->cu)
+        return CHAIN_SLOW;
+    Dwarf_Die *path = NULL; /* outermost first, after the unit */
+    size_t n = 0, cap = 0;
+    ap_grow(&path, &cap, 1, sizeof *path);
+    path[n++] = c->top[t];
+    for (;;) {
+        Dwarf_Die *cur = &path[n - 1];
+        if (!may_have_scopes(cur) || dwarf_haschildren(cur) == 0)
+            break;
+        pc_arg a = {.pc = pc};
+        Dwarf_Die parent = *cur;
+        int r = walk_children(&parent, NULL, find_pc, &a);
+        if (r < 0 || a.imported || (a.hit && a.found.cu != cu->cu)) {
+            free(path);
+            return CHAIN_SLOW;
+        }
+        if (!a.hit)
+            break;
+        ap_grow(&path, &cap, n + 1, sizeof *path);
+        path[n++] = a.found;
+    }
+    size_t inl = SIZE_MAX; /* the innermost inlined instance */
+    for (size_t i = 0; i < n; i++)
+        if (dwarf_tag(&path[i]) == DW_TAG_inlined_subroutine)
+            inl = i;
+    if (inl != SIZE_MAX) {
+        /* dwarf_getscopes gives a chain only when it finds the instance's
+         * abstract origin in the unit; the chain we use is then
+         * dwarf_getscopes_die's, the physical nesting. */
+        Dwarf_Attribute attr_mem;
+        Dwarf_Die origin;
+        if (dwarf_formref_die(dwarf_attr(&path[inl], DW_AT_abstract_origin, &attr_mem),
+                              &origin) == NULL) {
+            free(path);
+            return 0; /* dwarf_getscopes fails */
+        }
+        if (dwarf_tag(&origin) != DW_TAG_subprogram) {
+            free(path);
+            return CHAIN_SLOW;
+        }
+        if (ap_map_get(&c->topsub, (uintptr_t)origin.addr))
+            goto found;
+        if (c->reach_state == 0) {
+            Dwarf_Die root = *cu;
+            c->reach_state = walk_children(&root, NULL, add_reach, c) == 0 ? 1 : -1;
+        }
+        if (c->reach_state < 0) {
+            free(path);
+            return CHAIN_SLOW;
+        }
+        if (!ap_map_get(&c->reach, (uintptr_t)origin.addr)) {
+            free(path);
+            return 0; /* not found: dwarf_getscopes returns 0 */
+        }
+    }
+found:;
+    Dwarf_Die *sc = ap_xmalloc((n + 1) * sizeof *sc);
+    for (size_t i = 0; i < n; i++)
+        sc[i] = path[n - 1 - i];
+    sc[n] = *cu;
+    free(path);
+    *out = sc;
+    return (int)n + 1;
+}
+
 /* The inline chain at module address a, innermost first. */
 static size_t dwarf_chain(ap_symbolizer *s, ap_object *o, Dwarf_Addr a, raw_frame *out)
 {
@@ -414,15 +918,19 @@ static size_t dwarf_chain(ap_symbolizer *s, ap_object *o, Dwarf_Addr a, raw_fram
      * definition; the physical nesting (inline instance inside its caller)
      * comes from dwarf_getscopes_die on the innermost scope. */
     Dwarf_Die *scopes = NULL, inner;
-    int ns = dwarf_getscopes(cu, a - cubias, &scopes);
-    bool inlined = false;
-    for (int i = 0; i < ns && !inlined; i++)
-        inlined = dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine;
-    if (inlined) { /* otherwise the chain is already the physical nesting */
-        inner = scopes[0];
-        free(scopes);
+    int ns = fast_scopes(o, cu, a - cubias, &scopes);
+    if (ns == CHAIN_SLOW) {
         scopes = NULL;
-        ns = dwarf_getscopes_die(&inner, &scopes);
+        ns = dwarf_getscopes(cu, a - cubias, &scopes);
+        bool inlined = false;
+        for (int i = 0; i < ns && !inlined; i++)
+            inlined = dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine;
+        if (inlined) { /* otherwise the chain is already the physical nesting */
+            inner = scopes[0];
+            free(scopes);
+            scopes = NULL;
+            ns = dwarf_getscopes_die(&inner, &scopes);
+        }
     }
     size_t n = 0;
     for (int i = 0; i < ns && n < MAX_INLINE; i++) {
@@ -454,9 +962,7 @@ static uint32_t resolve(ap_symbolizer *s, ap_object *o, uint64_t elf_addr)
     size_t n = dwarf_chain(s, o, a, fr);
     if (n)
         return add_result(s, fr, n, false);
-    GElf_Off off;
-    GElf_Sym sym;
-    const char *name = dwfl_module_addrinfo(o->mod, a, &off, &sym, NULL, NULL, NULL);
+    const char *name = addr_name(o, a);
     if (!name)
         return marker_result(s, "unknown", o->path, elf_addr);
     int line = 0;
