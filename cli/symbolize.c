@@ -6,7 +6,10 @@
  * lazily on their first uncached address. A resolved address is a
  * sym_result: its ap_line chain, innermost first. Results are kept per
  * object by ELF address, so each address of a binary is resolved once per
- * run even when it appears in thousands of stacks.
+ * run even when it appears in thousands of stacks. What libdw would redo for
+ * every address is done once: an object's ELF symbols are indexed (see "ELF
+ * symbols"), and a unit's top-level scopes with their ranges (see "scopes"),
+ * both giving exactly libdw's answers.
  */
 #include "symbolize.h"
 
@@ -47,6 +50,7 @@ typedef struct ap_object {
     ap_map cus;            /* CU DIE address -> 1 + index in cu_idx */
     struct cu_index **cu_idx;
     size_t ncu, capcu;
+    ap_map pcabbrev; /* Dwarf_Abbrev -> 1 has pc attributes, 2 not */
 } ap_object;
 
 typedef struct pending {
@@ -100,6 +104,7 @@ void ap_sym_free(ap_symbolizer *s)
             free_cu_index(o->cu_idx[k]);
         free(o->cu_idx);
         ap_map_free(&o->cus);
+        ap_map_free(&o->pcabbrev);
         if (o->dwfl)
             dwfl_end(o->dwfl);
         ap_map_free(&o->results);
@@ -626,7 +631,8 @@ typedef struct top_range {
 } top_range;
 
 typedef struct cu_index {
-    bool slow; /* use libdw's walk */
+    bool slow;         /* use libdw's walk */
+    ap_map *pcabbrev; /* the object's may_have_pc cache */
     Dwarf_Die *top;
     bool *top_imported;
     size_t ntop, captop, capimp;
@@ -697,6 +703,30 @@ static int walk_children(Dwarf_Die *parent, const imp_link *imports, visit_fn fn
     return walk_level(&child, imports, fn, arg);
 }
 
+/* Whether the DIE's abbreviation has DW_AT_high_pc or DW_AT_ranges: without
+ * them (types, variables: most DIEs) dwarf_ranges finds no range and sets no
+ * error, so it need not be asked. Cached per abbreviation in *cache. */
+static bool may_have_pc(ap_map *cache, Dwarf_Die *die)
+{
+    if (dwarf_tag(die) == DW_TAG_invalid || !die->abbrev ||
+        die->abbrev == (Dwarf_Abbrev *)-1l)
+        return true;
+    bool created;
+    uint64_t *slot = ap_map_put(cache, (uintptr_t)die->abbrev, &created);
+    if (created) {
+        size_t n = 0;
+        bool pc = dwarf_getattrcnt(die->abbrev, &n) != 0; /* unknown: ask */
+        for (size_t i = 0; i < n && !pc; i++) {
+            unsigned int name, form;
+            Dwarf_Off off;
+            pc = dwarf_getabbrevattr(die->abbrev, i, &name, &form, &off) != 0 ||
+                 name == DW_AT_high_pc || name == DW_AT_ranges;
+        }
+        *slot = pc ? 1 : 2;
+    }
+    return *slot == 1;
+}
+
 static int add_top(Dwarf_Die *die, const imp_link *imports, void *arg)
 {
     cu_index *c = arg;
@@ -708,6 +738,8 @@ static int add_top(Dwarf_Die *die, const imp_link *imports, void *arg)
     c->ntop++;
     if (dwarf_tag(die) == DW_TAG_subprogram)
         *ap_map_put(&c->topsub, (uintptr_t)die->addr, NULL) = 1;
+    if (!may_have_pc(c->pcabbrev, die))
+        return 0;
     Dwarf_Addr base, lo, hi;
     ptrdiff_t off = 0;
     while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
@@ -736,6 +768,7 @@ static cu_index *get_cu_index(ap_object *o, Dwarf_Die *cu)
     if (!created)
         return o->cu_idx[*slot - 1];
     cu_index *c = ap_xcalloc(1, sizeof *c);
+    c->pcabbrev = &o->pcabbrev;
     ap_grow(&o->cu_idx, &o->capcu, o->ncu + 1, sizeof *o->cu_idx);
     o->cu_idx[o->ncu++] = c;
     *slot = o->ncu;
@@ -795,6 +828,7 @@ static int add_reach(Dwarf_Die *die, const imp_link *imports, void *arg)
 }
 
 typedef struct pc_arg {
+    ap_map *pcabbrev;
     uint64_t pc;
     Dwarf_Die found;
     bool hit, imported, error;
@@ -804,6 +838,8 @@ typedef struct pc_arg {
 static int find_pc(Dwarf_Die *die, const imp_link *imports, void *arg)
 {
     pc_arg *a = arg;
+    if (!may_have_pc(a->pcabbrev, die))
+        return 0;
     int r = dwarf_haspc(die, a->pc);
     if (r < 0) {
         dwarf_errno();
@@ -842,7 +878,7 @@ static int fast_scopes(ap_object *o, Dwarf_Die *cu, uint64_t pc, Dwarf_Die **out
         Dwarf_Die *cur = &path[n - 1];
         if (!may_have_scopes(cur) || dwarf_haschildren(cur) == 0)
             break;
-        pc_arg a = {.pc = pc};
+        pc_arg a = {.pcabbrev = &o->pcabbrev, .pc = pc};
         Dwarf_Die parent = *cur;
         int r = walk_children(&parent, NULL, find_pc, &a);
         if (r < 0 || a.imported || (a.hit && a.found.cu != cu->cu)) {
@@ -875,6 +911,16 @@ static int fast_scopes(ap_object *o, Dwarf_Die *cu, uint64_t pc, Dwarf_Die **out
         }
         if (ap_map_get(&c->topsub, (uintptr_t)origin.addr))
             goto found;
+        /* The walk leaves its unit only through imported units, which (by
+         * the DWARF standard) name whole units, and it does not enter
+         * imported compile units: an origin in another compile unit (LTO)
+         * is never found. */
+        Dwarf_Die ounit;
+        if (origin.cu != cu->cu && dwarf_diecu(&origin, &ounit, NULL, NULL) &&
+            dwarf_tag(&ounit) == DW_TAG_compile_unit) {
+            free(path);
+            return 0;
+        }
         if (c->reach_state == 0) {
             Dwarf_Die root = *cu;
             c->reach_state = walk_children(&root, NULL, add_reach, c) == 0 ? 1 : -1;
