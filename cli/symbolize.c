@@ -72,6 +72,7 @@ struct ap_symbolizer {
     size_t nresults, capr;
     pending *pend;
     size_t npend, cappend;
+    bool verify; /* AP_SYMBOLIZE_VERIFY: check the indexes against libdw */
 };
 
 static void free_symtab(struct symtab *t);
@@ -90,7 +91,19 @@ const char *ap_basename(const char *path)
 
 ap_symbolizer *ap_sym_new(void)
 {
-    return ap_xcalloc(1, sizeof(ap_symbolizer));
+    ap_symbolizer *s = ap_xcalloc(1, sizeof(ap_symbolizer));
+    const char *v = getenv("AP_SYMBOLIZE_VERIFY");
+    s->verify = v && *v && strcmp(v, "0");
+    return s;
+}
+
+/* AP_SYMBOLIZE_VERIFY found the indexes disagreeing with libdw (a test
+ * setting, for libdw versions whose walk differs): exit 3. */
+static void verify_failed(const ap_object *o, uint64_t a, const char *what)
+{
+    fprintf(stderr, "allocprof: symbolize check: %s+0x%" PRIx64 ": %s differs from libdw's\n",
+            ap_basename(o->path), a, what);
+    exit(3);
 }
 
 void ap_sym_free(ap_symbolizer *s)
@@ -586,7 +599,7 @@ static bool has_sizeless_at(const symtab *t, uint64_t a)
 }
 
 /* dwfl_module_addrinfo's symbol name for module address a. */
-static const char *addr_name(ap_object *o, Dwarf_Addr a)
+static const char *addr_name_fast(ap_object *o, Dwarf_Addr a)
 {
     if (!o->symtab)
         o->symtab = build_symtab(o->mod);
@@ -601,6 +614,19 @@ static const char *addr_name(ap_object *o, Dwarf_Addr a)
     GElf_Off off;
     GElf_Sym sym;
     return dwfl_module_addrinfo(o->mod, a, &off, &sym, NULL, NULL, NULL);
+}
+
+static const char *addr_name(ap_object *o, Dwarf_Addr a, bool verify)
+{
+    const char *name = addr_name_fast(o, a);
+    if (verify) {
+        GElf_Off off;
+        GElf_Sym sym;
+        const char *want = dwfl_module_addrinfo(o->mod, a, &off, &sym, NULL, NULL, NULL);
+        if (name != want && (!name || !want || strcmp(name, want)))
+            verify_failed(o, a, "symbol");
+    }
+    return name;
 }
 
 /* ---- scopes -------------------------------------------------------------
@@ -944,6 +970,25 @@ found:;
     return (int)n + 1;
 }
 
+/* libdw's scope chain at pc: dwarf_getscopes, then for inlined code the
+ * physical nesting from dwarf_getscopes_die. */
+static int libdw_scopes(Dwarf_Die *cu, Dwarf_Addr pc, Dwarf_Die **out)
+{
+    Dwarf_Die *scopes = NULL;
+    int ns = dwarf_getscopes(cu, pc, &scopes);
+    bool inlined = false;
+    for (int i = 0; i < ns && !inlined; i++)
+        inlined = dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine;
+    if (inlined) { /* otherwise the chain is already the physical nesting */
+        Dwarf_Die inner = scopes[0];
+        free(scopes);
+        scopes = NULL;
+        ns = dwarf_getscopes_die(&inner, &scopes);
+    }
+    *out = scopes;
+    return ns;
+}
+
 /* The inline chain at module address a, innermost first. */
 static size_t dwarf_chain(ap_symbolizer *s, ap_object *o, Dwarf_Addr a, raw_frame *out)
 {
@@ -963,20 +1008,19 @@ static size_t dwarf_chain(ap_symbolizer *s, ap_object *o, Dwarf_Addr a, raw_fram
     /* dwarf_getscopes continues from an inlined instance into its abstract
      * definition; the physical nesting (inline instance inside its caller)
      * comes from dwarf_getscopes_die on the innermost scope. */
-    Dwarf_Die *scopes = NULL, inner;
+    Dwarf_Die *scopes = NULL;
     int ns = fast_scopes(o, cu, a - cubias, &scopes);
-    if (ns == CHAIN_SLOW) {
-        scopes = NULL;
-        ns = dwarf_getscopes(cu, a - cubias, &scopes);
-        bool inlined = false;
-        for (int i = 0; i < ns && !inlined; i++)
-            inlined = dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine;
-        if (inlined) { /* otherwise the chain is already the physical nesting */
-            inner = scopes[0];
-            free(scopes);
-            scopes = NULL;
-            ns = dwarf_getscopes_die(&inner, &scopes);
-        }
+    if (ns == CHAIN_SLOW)
+        ns = libdw_scopes(cu, a - cubias, &scopes);
+    else if (s->verify) {
+        Dwarf_Die *want = NULL;
+        int nw = libdw_scopes(cu, a - cubias, &want);
+        bool same = (ns > 0 ? ns : 0) == (nw > 0 ? nw : 0);
+        for (int i = 0; same && i < ns; i++)
+            same = scopes[i].addr == want[i].addr;
+        free(want);
+        if (!same)
+            verify_failed(o, a - o->bias, "scope chain");
     }
     size_t n = 0;
     for (int i = 0; i < ns && n < MAX_INLINE; i++) {
@@ -1008,7 +1052,7 @@ static uint32_t resolve(ap_symbolizer *s, ap_object *o, uint64_t elf_addr)
     size_t n = dwarf_chain(s, o, a, fr);
     if (n)
         return add_result(s, fr, n, false);
-    const char *name = addr_name(o, a);
+    const char *name = addr_name(o, a, s->verify);
     if (!name)
         return marker_result(s, "unknown", o->path, elf_addr);
     int line = 0;

@@ -488,6 +488,24 @@ def case_real():
     run("stats", db)
 
 
+def case_symcheck():
+    """The symbolizer's indexes (ELF symbols, per-unit scopes) give libdw's own
+    answers: AP_SYMBOLIZE_VERIFY makes it ask libdw too and exit 3 on any
+    difference. On mkprofile's profile and, when `run` works, on this Python
+    interpreter (large units, libc)."""
+    env = dict(os.environ, AP_SYMBOLIZE_VERIFY="1")
+    db, _ = make("a")
+    run("top", db, "--by", "stack", "-n", "0", env=env)
+    py = os.path.join(TMP, "py.db")
+    p = run("run", "--rate", "1", "-o", py, "--", sys.executable, "-c",
+            "import json; json.dumps({i: str(i) for i in range(20000)})", rc=None)
+    if p.returncode != 0 or not os.path.exists(py):
+        print(f"allocprof run did not produce a profile (exit {p.returncode}): "
+              f"checked mkprofile's profile only\n{p.stderr}")
+        return
+    run("top", py, "--by", "stack", "-n", "0", env=env)
+
+
 def main():
     global ARGS, TMP
     ap = argparse.ArgumentParser()
