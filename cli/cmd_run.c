@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "profile.h"
+#include "symbolize.h"
 
 void ap_cli_error(const char *fmt, ...)
 {
@@ -68,7 +70,10 @@ static void run_usage(FILE *f)
                "  --interval SECONDS  also dump every SECONDS\n"
                "  --peak FRACTION     also dump at each new peak of in-use bytes, FRACTION\n"
                "                      above the last peak dump (e.g. 0.1)\n"
-               "Children (fork, exec) are profiled into the same file.\n");
+               "  --no-symbolize      do not fill the symbol cache after the program exits\n"
+               "Children (fork, exec) are profiled into the same file. After the program\n"
+               "exits, its stacks are symbolized into FILE, so reports need no binaries'\n"
+               "debug info again and start at once.\n");
 }
 
 static int valid_size(const char *s)
@@ -97,6 +102,7 @@ static int valid_number(const char *s)
 
 struct run_opts {
     const char *out, *rate, *interval, *peak;
+    int no_symbolize;
 };
 
 /* Parses options up to the command; returns the command's index, or -1 after
@@ -113,6 +119,10 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             run_usage(stdout);
             return -2;
+        }
+        if (!strcmp(a, "--no-symbolize")) {
+            o->no_symbolize = 1;
+            continue;
         }
         const char **slot = !strcmp(a, "-o") || !strcmp(a, "--output") ? &o->out
                             : !strcmp(a, "--rate")                    ? &o->rate
@@ -188,9 +198,36 @@ static char *prepare_output(const char *out)
     return abs;
 }
 
+/* Fills the profile's symbol cache for the last dump of every process, the
+ * way heaptrack interprets its trace at the end of a run: the binaries are
+ * surely there now, and every later report is a cache read. Quiet when the
+ * run left no profile (profiling disabled, output unwritable). */
+static void presymbolize(const char *path)
+{
+    if (access(path, W_OK) != 0)
+        return;
+    ap_file *f = ap_file_open(path);
+    if (!f)
+        return;
+    ap_symbolizer *sym = ap_sym_new();
+    for (size_t i = 0; i < f->nprocs; i++) {
+        const ap_dump *last = NULL;
+        for (size_t k = 0; k < f->ndumps; k++)
+            if (f->dumps[k].process_id == f->procs[i].id)
+                last = &f->dumps[k];
+        ap_profile p;
+        if (last && ap_profile_load(f, last, &p) == 0) {
+            ap_sym_profile(sym, &p);
+            ap_profile_free(&p);
+        }
+    }
+    ap_sym_free(sym);
+    ap_file_close(f);
+}
+
 int ap_cmd_run(int argc, char **argv)
 {
-    struct run_opts o = {"allocprof.db", NULL, NULL, NULL};
+    struct run_opts o = {"allocprof.db", NULL, NULL, NULL, 0};
     int i = parse_run(argc, argv, &o);
     if (i < 0)
         return i == -2 ? 0 : 2;
@@ -227,7 +264,6 @@ int ap_cmd_run(int argc, char **argv)
         _exit(127);
     }
     free(preload);
-    free(out);
     /* The child gets terminal signals itself; we wait for it. */
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
@@ -237,6 +273,9 @@ int ap_cmd_run(int argc, char **argv)
             ap_cli_error("run: waitpid: %s", strerror(errno));
             return 2;
         }
+    if (!o.no_symbolize)
+        presymbolize(out);
+    free(out);
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     /* die the way the program died, so callers see the same signal (the
