@@ -154,23 +154,22 @@ static double ap_ln(double x)
     return 2 * s * p + e * 0.6931471805599453;
 }
 
-/* 1 - exp(-x) for x >= 0, without cancellation for small x. */
+/* 1 - exp(-x) for x >= 0, without cancellation for small x. Relative error
+ * below 3e-10 (weights are kept to 1/256). */
 static double ap_one_minus_exp_neg(double x)
 {
     if (x > 40)
         return 1.0;
-    if (x < 0.0625) { /* x (1 - x/2 (1 - x/3 (1 - ... x/9))): error < x^10/10! */
-        double p = 1 - x / 9;
-        for (int k = 8; k >= 2; k--)
+    if (x < 0.5) { /* x (1 - x/2 (1 - x/3 (1 - ... x/10))): error < x^11/11! */
+        double p = 1 - x / 10;
+        for (int k = 9; k >= 2; k--)
             p = 1 - x / k * p;
         return x * p;
     }
-    int k = (int)(x / 0.6931471805599453);
-    double r = x - k * 0.6931471805599453, term = 1, e = 0; /* exp(-r), r in [0, ln 2) */
-    for (int i = 1; i <= 20; i++) {
-        e += term;
-        term *= -r / i;
-    }
+    int k = (int)(x * 1.4426950408889634); /* exp(-x) = 2^-k exp(-r), r in [0, ln 2) */
+    double r = x - k * 0.6931471805599453, e = 1 - r / 13;
+    for (int i = 12; i >= 1; i--)
+        e = 1 - r / i * e;
     while (k-- > 0)
         e *= 0.5;
     return 1 - e;
