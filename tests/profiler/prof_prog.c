@@ -10,8 +10,11 @@
  *   fork      allocate, fork two children that allocate and exit (separate processes)
  *   exec      fork and exec this program in "sites" mode
  *   crash     allocate, wait for interval dumps, then abort()
+ *   race      threads allocate while the main thread dlopens and dlcloses
+ *             libraries, then a worker calls exit() while the others run
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +127,38 @@ static void mode_fork(void)
     printf("fork done %d\n", ok);
 }
 
+static volatile int race_stop;
+
+static void *race_worker(void *arg)
+{
+    long id = (long)arg;
+    for (unsigned long i = 0;; i++) {
+        free(site_thread_a(64 + (i % 512)));
+        if (id == 0 && i == 300000) {
+            printf("race done\n");
+            fflush(stdout);
+            exit(0); /* while the other workers still allocate */
+        }
+        if (race_stop)
+            return NULL;
+    }
+}
+
+static void mode_race(void)
+{
+    pthread_t t[3];
+    for (long i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, race_worker, (void *)i);
+    const char *libs[] = {"libm.so.6", "libz.so.1", "libdl.so.2"};
+    for (int i = 0; i < 60; i++) {
+        void *h = dlopen(libs[i % 3], RTLD_NOW | RTLD_LOCAL);
+        if (h)
+            dlclose(h);
+    }
+    for (;;)
+        pause(); /* worker 0 ends the process */
+}
+
 static void mode_exec(const char *self)
 {
     for (int i = 0; i < 100; i++)
@@ -155,6 +190,8 @@ int main(int argc, char **argv)
         mode_fork();
     else if (!strcmp(mode, "exec"))
         mode_exec(argv[0]);
+    else if (!strcmp(mode, "race"))
+        mode_race();
     else if (!strcmp(mode, "crash")) {
         spin_alloc(0.8);
         fflush(stdout);

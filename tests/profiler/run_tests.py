@@ -250,6 +250,17 @@ def case_crash():
     check(end is None, "no exit dump after abort")
 
 
+def case_race():
+    """dlopen while threads allocate at rate 1, then exit() from a worker: no deadlock."""
+    db, r = run([PROG, "race"], ["--rate", "1"])
+    check("race done" in r.stdout, r.stdout)
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    d = dumps(c, pid_row)
+    check(d and d[-1][1] == "exit", f"dumps {d}")
+    check(by_site(c, pid_row)["site_thread_a"]["ao"] >= 300000, "worker samples recorded")
+
+
 def case_two_writers():
     db = os.path.join(TMP, "shared.db")
     env = dict(os.environ, LD_PRELOAD=LIB, ALLOCPROF_OUTPUT=db, ALLOCPROF_RATE="32K")
