@@ -102,7 +102,10 @@ size_t ap_usable_size(const void *p)
     return 0;
 }
 
-bool ap_owns(const void *p) { return p && ap_usable_size(p) != 0; }
+bool ap_owns(const void *p)
+{
+    return p && ap_usable_size(p) != 0;
+}
 
 void *ap_realloc(void *p, size_t n)
 {

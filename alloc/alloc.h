@@ -59,24 +59,24 @@ typedef struct {
     uint64_t cached_objs;  /* in thread caches */
     uint64_t central_objs; /* in transfer caches and span free lists */
     uint64_t spans;
-    uint64_t span_bytes;   /* pages owned by the class */
+    uint64_t span_bytes; /* pages owned by the class */
 } ap_class_stats_t;
 
 #define AP_STATS_CLASSES 97
 
 typedef struct {
-    uint64_t inuse_bytes;     /* small + large + huge objects handed out (class/page rounded) */
+    uint64_t inuse_bytes; /* small + large + huge objects handed out (class/page rounded) */
     uint64_t small_inuse_bytes;
     uint64_t large_inuse_bytes;
     uint64_t huge_inuse_bytes;
     uint64_t large_count;
     uint64_t huge_count;
-    uint64_t mapped_bytes;    /* address space taken from the OS */
-    uint64_t returned_bytes;  /* mapped, free, and released to the OS */
-    uint64_t free_bytes;      /* mapped, free in the page heap, still resident */
-    uint64_t cached_bytes;    /* in thread caches and central lists */
-    uint64_t metadata_bytes;  /* spans, page map, transfer caches */
-    uint64_t released_total;  /* bytes ever released to the OS */
+    uint64_t mapped_bytes;   /* address space taken from the OS */
+    uint64_t returned_bytes; /* mapped, free, and released to the OS */
+    uint64_t free_bytes;     /* mapped, free in the page heap, still resident */
+    uint64_t cached_bytes;   /* in thread caches and central lists */
+    uint64_t metadata_bytes; /* spans, page map, transfer caches */
+    uint64_t released_total; /* bytes ever released to the OS */
     uint32_t nclasses;
     ap_class_stats_t cls[AP_STATS_CLASSES];
 } ap_stats_t;

@@ -92,7 +92,10 @@ AP_INLINE void ap_unlock(ap_lock_t *l)
         ap_unlock_wake(l);
 }
 
-AP_INLINE void ap_lock_init(ap_lock_t *l) { atomic_store_explicit(&l->v, 0, memory_order_relaxed); }
+AP_INLINE void ap_lock_init(ap_lock_t *l)
+{
+    atomic_store_explicit(&l->v, 0, memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------------------ */
 /* OS memory (os.c): the only file that calls mmap/munmap/madvise           */
@@ -100,9 +103,9 @@ AP_INLINE void ap_lock_init(ap_lock_t *l) { atomic_store_explicit(&l->v, 0, memo
 
 /* An ops table so tests can inject failures (OOM) and count calls. */
 typedef struct {
-    void *(*map)(size_t bytes);              /* zeroed, AP_PAGE_SIZE-aligned, or NULL */
+    void *(*map)(size_t bytes); /* zeroed, AP_PAGE_SIZE-aligned, or NULL */
     void (*unmap)(void *p, size_t bytes);
-    void (*release)(void *p, size_t bytes);  /* drop pages; they read back as zero */
+    void (*release)(void *p, size_t bytes); /* drop pages; they read back as zero */
     /* in place when to is NULL, else moved onto the mapping at to; NULL on failure */
     void *(*remap)(void *p, size_t old_bytes, size_t new_bytes, void *to);
 } ap_os_ops_t;
@@ -110,9 +113,18 @@ typedef struct {
 extern const ap_os_ops_t ap_os_default_ops;
 extern const ap_os_ops_t *ap_os_ops;
 
-AP_INLINE void *ap_os_map(size_t bytes) { return ap_os_ops->map(bytes); }
-AP_INLINE void ap_os_unmap(void *p, size_t bytes) { ap_os_ops->unmap(p, bytes); }
-AP_INLINE void ap_os_release(void *p, size_t bytes) { ap_os_ops->release(p, bytes); }
+AP_INLINE void *ap_os_map(size_t bytes)
+{
+    return ap_os_ops->map(bytes);
+}
+AP_INLINE void ap_os_unmap(void *p, size_t bytes)
+{
+    ap_os_ops->unmap(p, bytes);
+}
+AP_INLINE void ap_os_release(void *p, size_t bytes)
+{
+    ap_os_ops->release(p, bytes);
+}
 AP_INLINE void *ap_os_remap(void *p, size_t o, size_t n, void *to)
 {
     return ap_os_ops->remap(p, o, n, to);
@@ -130,9 +142,9 @@ enum ap_span_state {
 };
 
 typedef struct ap_span {
-    uintptr_t start;           /* address of the first page */
-    size_t npages;             /* length in pages (HUGE: mapping length in pages) */
-    struct ap_span *next;      /* free list (page heap) or span list (central) */
+    uintptr_t start;      /* address of the first page */
+    size_t npages;        /* length in pages (HUGE: mapping length in pages) */
+    struct ap_span *next; /* free list (page heap) or span list (central) */
     struct ap_span *prev;
     void *freelist;            /* SMALL: objects returned to this span */
     char *bump;                /* SMALL: next never-handed-out object */
@@ -158,8 +170,8 @@ typedef struct ap_span {
 #define AP_ROOT_LEN ((size_t)1 << AP_ROOT_BITS)
 
 typedef struct {
-    uint8_t cls[AP_LEAF_LEN];           /* read by the free fast path */
-    ap_span_t *span[AP_LEAF_LEN];       /* read by slow paths */
+    uint8_t cls[AP_LEAF_LEN];     /* read by the free fast path */
+    ap_span_t *span[AP_LEAF_LEN]; /* read by slow paths */
 } ap_pagemap_leaf_t;
 
 /* Root entries hold (leaf address - &ap_pagemap_empty_leaf), so the zeroed
@@ -211,12 +223,12 @@ typedef struct {
     size_t mapped_bytes;                      /* page heap mappings + huge mappings */
     size_t huge_bytes;                        /* huge mappings in use */
     size_t huge_count;
-    size_t large_inuse_bytes;                 /* LARGE spans' pages */
+    size_t large_inuse_bytes; /* LARGE spans' pages */
     size_t large_count;
-    size_t meta_bytes;                        /* span structs */
-    size_t release_count;                     /* madvise calls */
-    size_t released_bytes_total;              /* bytes ever released to the OS */
-    size_t dirty_limit_pages;                 /* scavenge above this (0: default) */
+    size_t meta_bytes;           /* span structs */
+    size_t release_count;        /* madvise calls */
+    size_t released_bytes_total; /* bytes ever released to the OS */
+    size_t dirty_limit_pages;    /* scavenge above this (0: default) */
 } ap_pageheap_t;
 
 extern ap_pageheap_t ap_heap;
@@ -249,9 +261,9 @@ typedef struct {
     uint32_t tc_count; /* transfer cache: objects in tc_slots */
     uint32_t tc_cap;
     void **tc_slots;
-    ap_span_t nonempty;  /* sentinel: spans with objects to hand out */
-    size_t nspans;       /* SMALL spans owned by this class */
-    size_t nout;         /* objects handed to thread caches minus returned */
+    ap_span_t nonempty;    /* sentinel: spans with objects to hand out */
+    size_t nspans;         /* SMALL spans owned by this class */
+    size_t nout;           /* objects handed to thread caches minus returned */
     size_t span_objs_free; /* objects free inside owned spans (freelist + bump) */
 } __attribute__((aligned(64))) ap_central_t;
 

@@ -22,7 +22,10 @@
 
 AP_HIDDEN ap_central_t ap_central[AP_NUM_CLASSES];
 
-static void list_init(ap_span_t *h) { h->next = h->prev = h; }
+static void list_init(ap_span_t *h)
+{
+    h->next = h->prev = h;
+}
 
 static void span_list_push(ap_central_t *c, ap_span_t *s)
 {

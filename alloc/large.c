@@ -15,7 +15,10 @@
 
 #define AP_MAX_REQUEST ((size_t)1 << 46)
 
-static size_t pages_for(size_t n) { return (n + AP_PAGE_MASK) >> AP_PAGE_SHIFT; }
+static size_t pages_for(size_t n)
+{
+    return (n + AP_PAGE_MASK) >> AP_PAGE_SHIFT;
+}
 
 static void *huge_alloc(size_t n, size_t align)
 {
@@ -139,7 +142,10 @@ static void *huge_realloc(ap_span_t *s, size_t n)
     return q;
 }
 
-size_t ap_large_usable(const ap_span_t *s) { return s->npages << AP_PAGE_SHIFT; }
+size_t ap_large_usable(const ap_span_t *s)
+{
+    return s->npages << AP_PAGE_SHIFT;
+}
 
 /* Resize in place (or by mremap for huge blocks); NULL when the caller must
  * allocate, copy and free. */

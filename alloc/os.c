@@ -14,8 +14,8 @@
 static void *os_map(size_t bytes)
 {
     size_t len = bytes + AP_PAGE_SIZE;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    char *p =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -30,9 +30,15 @@ static void *os_map(size_t bytes)
     return (void *)a;
 }
 
-static void os_unmap(void *p, size_t bytes) { munmap(p, bytes); }
+static void os_unmap(void *p, size_t bytes)
+{
+    munmap(p, bytes);
+}
 
-static void os_release(void *p, size_t bytes) { madvise(p, bytes, MADV_DONTNEED); }
+static void os_release(void *p, size_t bytes)
+{
+    madvise(p, bytes, MADV_DONTNEED);
+}
 
 /* Resize a mapping: in place when to is NULL, else move its pages onto the
  * existing mapping at `to` (replacing it) without copying. */

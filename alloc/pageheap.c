@@ -34,8 +34,14 @@ AP_HIDDEN ap_pageheap_t ap_heap;
 
 /* ---- intrusive circular lists with a sentinel ---- */
 
-static void list_init(ap_span_t *h) { h->next = h->prev = h; }
-static bool list_empty(const ap_span_t *h) { return h->next == h; }
+static void list_init(ap_span_t *h)
+{
+    h->next = h->prev = h;
+}
+static bool list_empty(const ap_span_t *h)
+{
+    return h->next == h;
+}
 
 static void list_insert_after(ap_span_t *pos, ap_span_t *s)
 {
@@ -99,8 +105,14 @@ void ap_pageheap_delete_span(ap_span_t *s)
 
 /* ---- free lists ---- */
 
-static uintptr_t first_page(const ap_span_t *s) { return s->start >> AP_PAGE_SHIFT; }
-static uintptr_t last_page(const ap_span_t *s) { return first_page(s) + s->npages - 1; }
+static uintptr_t first_page(const ap_span_t *s)
+{
+    return s->start >> AP_PAGE_SHIFT;
+}
+static uintptr_t last_page(const ap_span_t *s)
+{
+    return first_page(s) + s->npages - 1;
+}
 
 static ap_span_t *free_list(size_t npages)
 {
@@ -189,9 +201,8 @@ static ap_span_t *find_free_locked(size_t npages)
             return ap_heap.exact[n].next;
     ap_span_t *best = NULL;
     for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
-        if (s->npages >= npages &&
-            (!best || s->npages < best->npages ||
-             (s->npages == best->npages && !s->returned && best->returned)))
+        if (s->npages >= npages && (!best || s->npages < best->npages ||
+                                    (s->npages == best->npages && !s->returned && best->returned)))
             best = s;
     return best;
 }
@@ -405,8 +416,8 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
 static void sync_flag_locked(ap_span_t *s)
 {
     bool on = atomic_load_explicit(&s->nflagged, memory_order_relaxed) > 0;
-    if (on == (bool)s->flagged || (s->state != AP_SPAN_SMALL && s->state != AP_SPAN_LARGE &&
-                                    s->state != AP_SPAN_HUGE))
+    if (on == (bool)s->flagged ||
+        (s->state != AP_SPAN_SMALL && s->state != AP_SPAN_LARGE && s->state != AP_SPAN_HUGE))
         return;
     s->flagged = on;
     if (s->state == AP_SPAN_SMALL)

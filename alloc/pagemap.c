@@ -68,4 +68,7 @@ void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls
     }
 }
 
-size_t ap_pagemap_bytes(void) { return leaves_bytes; }
+size_t ap_pagemap_bytes(void)
+{
+    return leaves_bytes;
+}

@@ -79,8 +79,9 @@ void ap_stats_print(int fd)
                  (unsigned long long)st.mapped_bytes, (unsigned long long)st.cached_bytes,
                  (unsigned long long)st.free_bytes, (unsigned long long)st.returned_bytes,
                  (unsigned long long)st.metadata_bytes));
-    out(fd, b, snprintf(b, sizeof b, "%5s %8s %12s %12s %12s %8s\n", "class", "size", "in use",
-                        "cached", "central", "spans"));
+    out(fd, b,
+        snprintf(b, sizeof b, "%5s %8s %12s %12s %12s %8s\n", "class", "size", "in use", "cached",
+                 "central", "spans"));
     for (uint32_t c = 1; c < st.nclasses; c++) {
         ap_class_stats_t *cs = &st.cls[c];
         if (!cs->spans && !cs->inuse_objs)

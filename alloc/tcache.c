@@ -29,7 +29,10 @@ static ap_tcache_t *registry;
 static pthread_key_t exit_key;
 static bool exit_key_ready;
 
-static void tcache_thread_exit(void *arg) { ap_thread_exit(); }
+static void tcache_thread_exit(void *arg)
+{
+    ap_thread_exit();
+}
 
 static void registry_add(ap_tcache_t *tc)
 {
@@ -175,8 +178,14 @@ void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES])
     ap_unlock(&registry_lock);
 }
 
-void ap_tcache_fork_prepare(void) { ap_lock(&registry_lock); }
-void ap_tcache_fork_parent(void) { ap_unlock(&registry_lock); }
+void ap_tcache_fork_prepare(void)
+{
+    ap_lock(&registry_lock);
+}
+void ap_tcache_fork_parent(void)
+{
+    ap_unlock(&registry_lock);
+}
 
 void ap_tcache_fork_child(void)
 {

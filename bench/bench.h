@@ -115,7 +115,8 @@ static inline double bm_init(const char *name, int argc, char **argv)
 {
     const char *s = argc > 1 ? argv[1] : getenv("BENCH_SCALE");
     bm_name = name;
-    if (!s || !*s) return 1.0;
+    if (!s || !*s)
+        return 1.0;
     char *end;
     double scale = strtod(s, &end);
     if (*end || !(scale > 0.0) || scale > 1000.0) {
@@ -146,9 +147,11 @@ static inline int bm_ncpu(void)
 static inline void bm_pin(pthread_t thread, int k)
 {
     cpu_set_t allowed, one;
-    if (sched_getaffinity(0, sizeof allowed, &allowed)) return;
+    if (sched_getaffinity(0, sizeof allowed, &allowed))
+        return;
     int count = CPU_COUNT(&allowed);
-    if (count < 2) return;
+    if (count < 2)
+        return;
     k %= count;
     for (int c = 0; c < CPU_SETSIZE; c++) {
         if (CPU_ISSET(c, &allowed) && k-- == 0) {
@@ -174,7 +177,8 @@ static inline long bm_rss_kb(void)
     long size = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
-        if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+            resident = 0;
         fclose(f);
     }
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
@@ -185,7 +189,8 @@ static inline long bm_rss_kb(void)
 static inline void *bm_malloc(size_t n)
 {
     void *p = malloc(n);
-    if (!p) bm_fail("malloc(%zu) returned NULL", n);
+    if (!p)
+        bm_fail("malloc(%zu) returned NULL", n);
     return p;
 }
 
@@ -201,7 +206,8 @@ static inline void bm_fill(void *p, size_t n, uint64_t tag)
         memcpy(b + n - 8, &inv, 8);
     } else if (n > 0) {
         memcpy(b, &tag, n < 8 ? n : 8);
-        if (n > 8) b[n - 1] = (unsigned char)inv;
+        if (n > 8)
+            b[n - 1] = (unsigned char)inv;
     }
 }
 
@@ -214,7 +220,8 @@ static inline int bm_intact(const void *p, size_t n, uint64_t tag)
         memcpy(&tail, b + n - 8, 8);
         return head == tag && tail == inv;
     }
-    if (n == 0) return 1;
+    if (n == 0)
+        return 1;
     return memcmp(b, &tag, n < 8 ? n : 8) == 0 && (n <= 8 || b[n - 1] == (unsigned char)inv);
 }
 
@@ -260,7 +267,8 @@ static inline uint64_t bm_sum(uint64_t sum, uint64_t v)
 /* Frees the block in a slot after checking it, folding its tag and size into *sum. */
 static inline void bm_slot_free(bm_slot *s, uint64_t *sum)
 {
-    if (!s->p) return;
+    if (!s->p)
+        return;
     bm_check(s->p, s->size, s->tag);
     free(s->p);
     *sum = bm_sum(*sum, s->tag ^ s->size);
@@ -279,7 +287,8 @@ static inline uint64_t bm_churn(bm_slot *slots, uint32_t nslots, bm_rng *r, uint
         uint64_t tag = bm_mix((*serial)++);
         void *p = bm_malloc(n);
         bm_fill(p, n, tag);
-        if (n > 2 * BM_PAGE) bm_touch(p, n);
+        if (n > 2 * BM_PAGE)
+            bm_touch(p, n);
         s->p = p;
         s->size = n;
         s->tag = tag;

@@ -14,14 +14,17 @@
 static void *checked_calloc(size_t n, uint64_t tag)
 {
     unsigned char *p = calloc(1, n);
-    if (!p) bm_fail("calloc(1, %zu) returned NULL", n);
+    if (!p)
+        bm_fail("calloc(1, %zu) returned NULL", n);
     uint64_t word;
     for (size_t off = 0; off + 8 <= n; off += BM_PAGE) {
         memcpy(&word, p + off, 8);
-        if (word) bm_fail("calloc(1, %zu) block not zeroed at offset %zu", n, off);
+        if (word)
+            bm_fail("calloc(1, %zu) block not zeroed at offset %zu", n, off);
     }
     memcpy(&word, p + n - 8, 8);
-    if (word) bm_fail("calloc(1, %zu) block not zeroed at its end", n);
+    if (word)
+        bm_fail("calloc(1, %zu) block not zeroed at its end", n);
     bm_fill(p, n, tag);
     bm_touch(p, n);
     return p;
@@ -37,7 +40,8 @@ int main(int argc, char **argv)
 
     volatile size_t count = (size_t)1 << 62; /* volatile: hide the overflow from the compiler */
     void *huge = calloc(count, 8);
-    if (huge) bm_fail("calloc(2^62, 8) did not detect the overflow");
+    if (huge)
+        bm_fail("calloc(2^62, 8) did not detect the overflow");
 
     uint64_t t0 = bm_now_ns();
     for (uint64_t i = 0; i < steps; i++) {

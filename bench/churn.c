@@ -18,7 +18,8 @@ int main(int argc, char **argv)
     double scale = bm_init("churn", argc, argv);
     uint64_t steps = bm_scaled(40000000, scale, 1000);
     bm_slot *slots = calloc(SLOTS, sizeof *slots);
-    if (!slots) bm_fail("out of memory");
+    if (!slots)
+        bm_fail("out of memory");
     bm_rng rng = bm_rng_seed(1);
     uint64_t serial = 0, sum = 0;
 

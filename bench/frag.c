@@ -20,7 +20,8 @@ int main(int argc, char **argv)
     uint32_t nobj = (uint32_t)bm_scaled(NOBJ, scale < 1.0 ? scale : 1.0, 64);
     uint64_t rounds = bm_scaled(48, scale, 3);
     bm_slot *objs = calloc(nobj, sizeof *objs);
-    if (!objs) bm_fail("out of memory");
+    if (!objs)
+        bm_fail("out of memory");
     uint64_t serial = 0, sum = 0, live = 0, live_peak = 0, ops = 0;
 
     uint64_t t0 = bm_now_ns();
@@ -35,7 +36,8 @@ int main(int argc, char **argv)
             }
         }
         for (uint32_t i = 0; i < nobj; i++) {
-            if (objs[i].p) continue;
+            if (objs[i].p)
+                continue;
             uint64_t tag = bm_mix(serial++);
             objs[i].p = bm_malloc(size);
             objs[i].size = size;
@@ -44,7 +46,8 @@ int main(int argc, char **argv)
             live += size;
             ops++;
         }
-        if (live > live_peak) live_peak = live;
+        if (live > live_peak)
+            live_peak = live;
     }
     long peak_kb = bm_peak_rss_kb();
     sum = bm_slots_free_all(objs, nobj, sum);

@@ -11,7 +11,8 @@
 
 static size_t draw_mixed(bm_rng *r)
 {
-    if (bm_below(r, 16384) == 0) return bm_log_uniform(r, (size_t)1 << 20, (size_t)8 << 20);
+    if (bm_below(r, 16384) == 0)
+        return bm_log_uniform(r, (size_t)1 << 20, (size_t)8 << 20);
     return bm_log_uniform(r, 8, (size_t)64 << 10);
 }
 
@@ -20,7 +21,8 @@ int main(int argc, char **argv)
     double scale = bm_init("mixed", argc, argv);
     uint64_t steps = bm_scaled(6000000, scale, 1000);
     bm_slot *slots = calloc(SLOTS, sizeof *slots);
-    if (!slots) bm_fail("out of memory");
+    if (!slots)
+        bm_fail("out of memory");
     bm_rng rng = bm_rng_seed(2);
     uint64_t serial = 0, sum = 0;
 

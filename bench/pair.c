@@ -12,7 +12,8 @@ static double time_pairs(size_t size, uint64_t pairs)
     uint64_t t0 = bm_now_ns();
     for (uint64_t i = 0; i < pairs; i++) {
         void *p = malloc(size);
-        if (!p || ((uintptr_t)p & 15)) bm_fail("malloc(%zu) returned %p", size, p);
+        if (!p || ((uintptr_t)p & 15))
+            bm_fail("malloc(%zu) returned %p", size, p);
         bm_escape(p);
         bm_fill(p, size, i);
         bm_escape(p);

@@ -43,7 +43,8 @@ static void *producer(void *arg)
         unsigned spins = 0;
         while (h - t_seen == RING) {
             t_seen = atomic_load_explicit(&tail, memory_order_acquire);
-            if (h - t_seen == RING) wait_a_little(&spins);
+            if (h - t_seen == RING)
+                wait_a_little(&spins);
         }
         ring[h % RING] = p;
         atomic_store_explicit(&head, ++h, memory_order_release);
@@ -60,7 +61,8 @@ static void *consumer(void *arg)
         unsigned spins = 0;
         while (t == h_seen) {
             h_seen = atomic_load_explicit(&head, memory_order_acquire);
-            if (t == h_seen) wait_a_little(&spins);
+            if (t == h_seen)
+                wait_a_little(&spins);
         }
         void *p = ring[t % RING];
         atomic_store_explicit(&tail, ++t, memory_order_release);

@@ -41,7 +41,8 @@ static void grow(struct buf *b, size_t n)
 {
     bm_check(b->p, b->size, b->tag);
     unsigned char *p = realloc(b->p, n);
-    if (!p) bm_fail("realloc(%zu) returned NULL", n);
+    if (!p)
+        bm_fail("realloc(%zu) returned NULL", n);
     if (!bm_intact(p, b->size, b->tag))
         bm_fail("realloc from %zu to %zu bytes lost the block's contents", b->size, n);
     b->p = p;

@@ -29,13 +29,16 @@ static char **child_env(const char *preload)
     while (environ[n])
         n++;
     char **env = calloc(n + 2, sizeof *env);
-    if (!env) return NULL;
+    if (!env)
+        return NULL;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0) env[k++] = environ[i];
+        if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
+            env[k++] = environ[i];
     if (preload) {
         size_t len = strlen(preload) + 12;
         env[k] = malloc(len);
-        if (!env[k]) return NULL;
+        if (!env[k])
+            return NULL;
         snprintf(env[k++], len, "LD_PRELOAD=%s", preload);
     }
     env[k] = NULL;

@@ -19,7 +19,8 @@ struct worker {
 
 static size_t draw_thread(bm_rng *r)
 {
-    if (bm_below(r, 64) == 0) return bm_log_uniform(r, 1024, (size_t)16 << 10);
+    if (bm_below(r, 64) == 0)
+        return bm_log_uniform(r, 1024, (size_t)16 << 10);
     return 16 + 16 * (size_t)bm_below(r, 32);
 }
 
@@ -27,7 +28,8 @@ static void *work(void *arg)
 {
     struct worker *w = arg;
     bm_slot *slots = calloc(SLOTS, sizeof *slots);
-    if (!slots) bm_fail("out of memory");
+    if (!slots)
+        bm_fail("out of memory");
     bm_rng rng = bm_rng_seed(100 + (uint64_t)w->index);
     uint64_t serial = (uint64_t)w->index << 40;
     w->sum = bm_churn(slots, SLOTS, &rng, w->steps, draw_thread, &serial, 0);
@@ -42,13 +44,15 @@ int main(int argc, char **argv)
     int n = bm_ncpu();
     uint64_t steps = bm_scaled(30000000, scale, 1000);
     struct worker *w = calloc((size_t)n, sizeof *w);
-    if (!w) bm_fail("out of memory");
+    if (!w)
+        bm_fail("out of memory");
 
     uint64_t t0 = bm_now_ns();
     for (int i = 0; i < n; i++) {
         w[i].index = i;
         w[i].steps = steps;
-        if (pthread_create(&w[i].thread, NULL, work, &w[i])) bm_fail("pthread_create failed");
+        if (pthread_create(&w[i].thread, NULL, work, &w[i]))
+            bm_fail("pthread_create failed");
         bm_pin(w[i].thread, i);
     }
     uint64_t sum = 0;

@@ -24,7 +24,8 @@ static int insert(struct node **root, uint64_t key, bm_rng *r)
 {
     struct node **link = root;
     while (*link) {
-        if (key == (*link)->key) return 0;
+        if (key == (*link)->key)
+            return 0;
         link = key < (*link)->key ? &(*link)->left : &(*link)->right;
     }
     struct node *n = bm_malloc(sizeof *n);
@@ -50,7 +51,8 @@ static uint64_t walk(struct node *root, uint64_t *sum)
             if (depth == cap) {
                 cap *= 2;
                 stack = realloc(stack, cap * sizeof *stack);
-                if (!stack) bm_fail("realloc of the walk stack failed");
+                if (!stack)
+                    bm_fail("realloc of the walk stack failed");
             }
             stack[depth++] = n;
         }
@@ -100,7 +102,8 @@ int main(int argc, char **argv)
         uint64_t inserted = 0;
         for (uint64_t i = 0; i < nodes; i++)
             inserted += (uint64_t)insert(&root, bm_next(&rng), &rng);
-        if (walk(root, &sum) != inserted) bm_fail("tree walk lost nodes");
+        if (walk(root, &sum) != inserted)
+            bm_fail("tree walk lost nodes");
         destroy(root);
     }
     uint64_t ns = bm_now_ns() - t0;

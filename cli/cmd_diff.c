@@ -90,9 +90,9 @@ static void print_text(const ap_report *r, side s[2], const ap_opts *o, size_t n
         int64_t vb = value(row, 0, o), vn = value(row, 1, o);
         char *label = ap_row_label(r, row, s[1].f, false);
         ap_table_row(&t, (const char *[]){ap_fmt_metric(m, vn - vb, true, b[0]),
-                                         vb ? signed_percent(vn - vb, vb, b[1]) : "new",
-                                         ap_fmt_metric(m, vb, false, b[2]),
-                                         ap_fmt_metric(m, vn, false, b[3]), label});
+                                          vb ? signed_percent(vn - vb, vb, b[1]) : "new",
+                                          ap_fmt_metric(m, vb, false, b[2]),
+                                          ap_fmt_metric(m, vn, false, b[3]), label});
         free(label);
     }
     ap_table_print(&t, stdout, "");
@@ -162,7 +162,8 @@ int ap_cmd_diff(int argc, char **argv)
     ap_report_add(&rep, &s[1].p, 1);
     ap_report_sort(&rep, o.metric, o.cum, true);
     size_t changed = 0;
-    while (changed < rep.nrows && value(&rep.rows[changed], 0, &o) != value(&rep.rows[changed], 1, &o))
+    while (changed < rep.nrows &&
+           value(&rep.rows[changed], 0, &o) != value(&rep.rows[changed], 1, &o))
         changed++; /* sorted by |change|: the unchanged rows come last */
     size_t n = o.n < 0 ? 20 : (size_t)o.n;
     if (n == 0 || n > changed)

@@ -74,8 +74,9 @@ int ap_cmd_flamegraph(int argc, char **argv)
         ap_sym_free(sym);
         return 1;
     }
-    char *path = o.out ? ap_xstrdup(o.out)
-                       : o.folded ? ap_xstrdup("-") : ap_default_output(f->path, ".svg");
+    char *path = o.out      ? ap_xstrdup(o.out)
+                 : o.folded ? ap_xstrdup("-")
+                            : ap_default_output(f->path, ".svg");
     int rc = write_output(&o, &p, path);
     free(path);
     ap_profile_free(&p);

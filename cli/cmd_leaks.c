@@ -44,8 +44,10 @@ static int64_t choose_dump(const char *spec, const ap_opts *o)
     const ap_dump *d = ap_exit_dump(f, pid);
     int64_t id = d ? d->id : -1;
     if (!d && ap_find_process(f, pid))
-        fprintf(stderr, "allocprof: leaks: %s: process %lld has no exit dump (killed, or still "
-                        "running?); showing its last dump\n", f->path, (long long)pid);
+        fprintf(stderr,
+                "allocprof: leaks: %s: process %lld has no exit dump (killed, or still "
+                "running?); showing its last dump\n",
+                f->path, (long long)pid);
     ap_file_close(f);
     return id;
 }

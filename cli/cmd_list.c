@@ -50,8 +50,8 @@ static void list_process(const ap_file *f, const ap_process *p, FILE *out)
     ap_table t;
     ap_table_init(&t, 9);
     t.left = -1;
-    ap_table_row(&t, (const char *[]){"dump", "seq", "time", "after", "reason", "in use",
-                                      "objects", "allocated", "samples"});
+    ap_table_row(&t, (const char *[]){"dump", "seq", "time", "after", "reason", "in use", "objects",
+                                      "allocated", "samples"});
     size_t n = 0;
     for (size_t i = 0; i < f->ndumps; i++) {
         const ap_dump *d = &f->dumps[i];
@@ -77,8 +77,8 @@ static void list_process(const ap_file *f, const ap_process *p, FILE *out)
 
 static void json_process(const ap_file *f, const ap_process *p, FILE *out)
 {
-    fprintf(out, "{\"id\": %lld, \"pid\": %lld, \"ppid\": %lld, \"parent_id\": ",
-            (long long)p->id, (long long)p->pid, (long long)p->ppid);
+    fprintf(out, "{\"id\": %lld, \"pid\": %lld, \"ppid\": %lld, \"parent_id\": ", (long long)p->id,
+            (long long)p->pid, (long long)p->ppid);
     p->parent_id ? fprintf(out, "%lld", (long long)p->parent_id) : fputs("null", out);
     fputs(", \"exe\": ", out);
     ap_json_str(out, p->exe);
@@ -102,10 +102,11 @@ static void json_process(const ap_file *f, const ap_process *p, FILE *out)
         fprintf(out, "%s\n    {\"id\": %lld, \"seq\": %lld, \"time\": %.6f, \"reason\": ",
                 n++ ? "," : "", (long long)d->id, (long long)d->seq, d->time);
         ap_json_str(out, d->reason);
-        fprintf(out, ", \"inuse_bytes\": %lld, \"inuse_objects\": %lld, \"alloc_bytes\": %lld, "
-                     "\"alloc_objects\": %lld, \"samples\": %lld}",
-                (long long)d->inuse_bytes, (long long)d->inuse_objects,
-                (long long)d->alloc_bytes, (long long)d->alloc_objects, (long long)d->samples);
+        fprintf(out,
+                ", \"inuse_bytes\": %lld, \"inuse_objects\": %lld, \"alloc_bytes\": %lld, "
+                "\"alloc_objects\": %lld, \"samples\": %lld}",
+                (long long)d->inuse_bytes, (long long)d->inuse_objects, (long long)d->alloc_bytes,
+                (long long)d->alloc_objects, (long long)d->samples);
     }
     fputs("]}", out);
 }

@@ -44,7 +44,8 @@ const char *ap_cli_find_library(void)
     if (!slash)
         return NULL;
     *slash = 0;
-    const char *candidates[] = {"/../shim/liballocprof.so", "/../" AP_INSTALL_LIBDIR "/liballocprof.so",
+    const char *candidates[] = {"/../shim/liballocprof.so",
+                                "/../" AP_INSTALL_LIBDIR "/liballocprof.so",
                                 "/../lib/liballocprof.so", "/liballocprof.so"};
     for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
         snprintf(path, sizeof path, "%s%s", exe, candidates[i]);
@@ -60,20 +61,21 @@ const char *ap_cli_find_library(void)
 
 static void run_usage(FILE *f)
 {
-    fprintf(f, "usage: allocprof run [-o FILE] [--rate BYTES] [--interval SECONDS] [--peak FRACTION]"
-               " -- CMD [ARGS...]\n\n"
-               "Runs CMD under liballocprof.so and writes its heap profile to FILE\n"
-               "(default allocprof.db; an existing FILE is renamed FILE.old).\n"
-               "  -o FILE             the profile database\n"
-               "  --rate BYTES        mean bytes between samples (512K default; 1 = every\n"
-               "                      allocation; 0 = allocator only, no profile)\n"
-               "  --interval SECONDS  also dump every SECONDS\n"
-               "  --peak FRACTION     also dump at each new peak of in-use bytes, FRACTION\n"
-               "                      above the last peak dump (e.g. 0.1)\n"
-               "  --no-symbolize      do not fill the symbol cache after the program exits\n"
-               "Children (fork, exec) are profiled into the same file. After the program\n"
-               "exits, its stacks are symbolized into FILE, so reports need no binaries'\n"
-               "debug info again and start at once.\n");
+    fprintf(f,
+            "usage: allocprof run [-o FILE] [--rate BYTES] [--interval SECONDS] [--peak FRACTION]"
+            " -- CMD [ARGS...]\n\n"
+            "Runs CMD under liballocprof.so and writes its heap profile to FILE\n"
+            "(default allocprof.db; an existing FILE is renamed FILE.old).\n"
+            "  -o FILE             the profile database\n"
+            "  --rate BYTES        mean bytes between samples (512K default; 1 = every\n"
+            "                      allocation; 0 = allocator only, no profile)\n"
+            "  --interval SECONDS  also dump every SECONDS\n"
+            "  --peak FRACTION     also dump at each new peak of in-use bytes, FRACTION\n"
+            "                      above the last peak dump (e.g. 0.1)\n"
+            "  --no-symbolize      do not fill the symbol cache after the program exits\n"
+            "Children (fork, exec) are profiled into the same file. After the program\n"
+            "exits, its stacks are symbolized into FILE, so reports need no binaries'\n"
+            "debug info again and start at once.\n");
 }
 
 static int valid_size(const char *s)
@@ -125,10 +127,10 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
             continue;
         }
         const char **slot = !strcmp(a, "-o") || !strcmp(a, "--output") ? &o->out
-                            : !strcmp(a, "--rate")                    ? &o->rate
-                            : !strcmp(a, "--interval")                ? &o->interval
-                            : !strcmp(a, "--peak")                    ? &o->peak
-                                                                      : NULL;
+                            : !strcmp(a, "--rate")                     ? &o->rate
+                            : !strcmp(a, "--interval")                 ? &o->interval
+                            : !strcmp(a, "--peak")                     ? &o->peak
+                                                                       : NULL;
         if (!slot) {
             if (a[0] == '-') {
                 ap_cli_error("run: unknown option %s (see allocprof run --help)", a);

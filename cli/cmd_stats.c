@@ -28,11 +28,22 @@ static const char help[] =
     "  --format text|json output format (--json is short for json)\n"
     "  -h, --help         this text\n";
 
-enum { S_INUSE, S_SMALL, S_LARGE, S_HUGE, S_MAPPED, S_FREE, S_RETURNED, S_CACHED, S_META,
-       S_RELEASED, S_N };
-static const char *const stat_names[S_N] = {"inuse_bytes", "small_bytes", "large_bytes",
-    "huge_bytes", "mapped_bytes", "free_bytes", "returned_bytes", "cached_bytes",
-    "metadata_bytes", "released_total"};
+enum {
+    S_INUSE,
+    S_SMALL,
+    S_LARGE,
+    S_HUGE,
+    S_MAPPED,
+    S_FREE,
+    S_RETURNED,
+    S_CACHED,
+    S_META,
+    S_RELEASED,
+    S_N
+};
+static const char *const stat_names[S_N] = {
+    "inuse_bytes", "small_bytes",    "large_bytes",  "huge_bytes",     "mapped_bytes",
+    "free_bytes",  "returned_bytes", "cached_bytes", "metadata_bytes", "released_total"};
 
 typedef struct class_row {
     int64_t cls, size, inuse, cached, central, spans, span_bytes;
@@ -152,11 +163,10 @@ static void print_history(ap_file *f, const ap_process *proc)
         bar[w] = 0;
         snprintf(s[0], AP_FMT_LEN, "%lld", (long long)d->id);
         snprintf(s[1], AP_FMT_LEN, "%.2f s", d->time - proc->start_time);
-        ap_table_row(&t, (const char *[]){s[0], s[1], d->reason,
-                                          ap_fmt_bytes(d->inuse_bytes, false, s[2]),
-                                          have ? ap_fmt_bytes(v[S_INUSE], false, s[3]) : "-",
-                                          have ? ap_fmt_bytes(v[S_MAPPED], false, s[4]) : "-",
-                                          bar});
+        ap_table_row(
+            &t, (const char *[]){s[0], s[1], d->reason, ap_fmt_bytes(d->inuse_bytes, false, s[2]),
+                                 have ? ap_fmt_bytes(v[S_INUSE], false, s[3]) : "-",
+                                 have ? ap_fmt_bytes(v[S_MAPPED], false, s[4]) : "-", bar});
     }
     printf("\nin use over the dumps (estimate from samples; exact from the allocator):\n");
     ap_table_print(&t, stdout, "  ");
@@ -192,8 +202,9 @@ static void print_json(ap_file *f, const ap_profile *p, const int64_t *v, int ha
             continue;
         int h = read_alloc_stats(f, d->id, s) == 1;
         printf("%s{\"id\": %lld, \"seq\": %lld, \"reason\": \"%s\", \"inuse_bytes\": %lld, "
-               "\"exact_inuse_bytes\": ", k++ ? ", " : "", (long long)d->id, (long long)d->seq,
-               d->reason, (long long)d->inuse_bytes);
+               "\"exact_inuse_bytes\": ",
+               k++ ? ", " : "", (long long)d->id, (long long)d->seq, d->reason,
+               (long long)d->inuse_bytes);
         h ? printf("%lld", (long long)s[S_INUSE]) : fputs("null", stdout);
         fputs(", \"mapped_bytes\": ", stdout);
         h ? printf("%lld}", (long long)s[S_MAPPED]) : fputs("null}", stdout);

@@ -15,7 +15,8 @@
 #include "report.h"
 
 static const char help[] =
-    "usage: allocprof top FILE[@DUMP] [--sort inuse-bytes|inuse-objects|alloc-bytes|alloc-objects]\n"
+    "usage: allocprof top FILE[@DUMP] [--sort "
+    "inuse-bytes|inuse-objects|alloc-bytes|alloc-objects]\n"
     "                     [--by function|line|stack|thread] [-n N] [--cum]\n"
     "                     [-p PROCESS] [-d DUMP] [--format text|json]\n"
     "\n"
@@ -33,8 +34,8 @@ static const char help[] =
     "  --format text|json output format (--json is short for json)\n"
     "  -h, --help         this text\n";
 
-static void text_row(ap_table *t, const ap_report *r, const ap_row *row, const ap_file *f,
-                     int m, int64_t total, int64_t *sum)
+static void text_row(ap_table *t, const ap_report *r, const ap_row *row, const ap_file *f, int m,
+                     int64_t total, int64_t *sum)
 {
     char c[5][AP_FMT_LEN];
     *sum += row->flat[0][m];
@@ -97,10 +98,9 @@ static void print_json(const ap_report *r, const ap_profile *p, const ap_opts *o
 int ap_cmd_top(int argc, char **argv)
 {
     ap_opts o;
-    int r = ap_parse_opts(argc, argv,
-                          AP_OPT_SELECT | AP_OPT_SORT | AP_OPT_BY | AP_OPT_N | AP_OPT_CUM |
-                              AP_OPT_FORMAT,
-                          1, 1, help, &o);
+    int r = ap_parse_opts(
+        argc, argv, AP_OPT_SELECT | AP_OPT_SORT | AP_OPT_BY | AP_OPT_N | AP_OPT_CUM | AP_OPT_FORMAT,
+        1, 1, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
     ap_symbolizer *sym = ap_sym_new();

@@ -92,7 +92,10 @@ typedef struct v0 {
 static void v0_path(v0 *d, bool value);
 static void v0_type(v0 *d);
 
-static char v0_peek(v0 *d) { return d->pos < d->len ? d->s[d->pos] : 0; }
+static char v0_peek(v0 *d)
+{
+    return d->pos < d->len ? d->s[d->pos] : 0;
+}
 
 static bool v0_eat(v0 *d, char c)
 {
@@ -108,9 +111,10 @@ static uint64_t v0_base62(v0 *d)
         return 0;
     uint64_t v = 0;
     for (char c; (c = v0_peek(d)) != '_';) {
-        int dg = isdigit((unsigned char)c) ? c - '0'
-               : islower((unsigned char)c) ? c - 'a' + 10
-               : isupper((unsigned char)c) ? c - 'A' + 36 : -1;
+        int dg = isdigit((unsigned char)c)   ? c - '0'
+                 : islower((unsigned char)c) ? c - 'a' + 10
+                 : isupper((unsigned char)c) ? c - 'A' + 36
+                                             : -1;
         if (dg < 0 || v > UINT64_MAX / 62) {
             d->bad = true;
             return 0;
@@ -122,7 +126,10 @@ static uint64_t v0_base62(v0 *d)
     return v + 1;
 }
 
-static uint64_t v0_opt62(v0 *d, char tag) { return v0_eat(d, tag) ? v0_base62(d) + 1 : 0; }
+static uint64_t v0_opt62(v0 *d, char tag)
+{
+    return v0_eat(d, tag) ? v0_base62(d) + 1 : 0;
+}
 
 static uint64_t v0_decimal(v0 *d)
 {
@@ -170,7 +177,10 @@ static void v0_backref(v0 *d, void (*f)(v0 *, bool), bool arg)
     d->depth--;
 }
 
-static void v0_type_arg(v0 *d, bool unused) { v0_type(d); }
+static void v0_type_arg(v0 *d, bool unused)
+{
+    v0_type(d);
+}
 
 static void v0_const(v0 *d)
 {
@@ -196,8 +206,10 @@ static void v0_const(v0 *d)
     bool neg = v0_eat(d, 'n');
     uint64_t v = 0;
     while (isxdigit((unsigned char)v0_peek(d)))
-        v = v * 16 + (uint64_t)(isdigit((unsigned char)d->s[d->pos]) ? d->s[d->pos] - '0'
-                                : (tolower((unsigned char)d->s[d->pos]) - 'a' + 10)), d->pos++;
+        v = v * 16 + (uint64_t)(isdigit((unsigned char)d->s[d->pos])
+                                    ? d->s[d->pos] - '0'
+                                    : (tolower((unsigned char)d->s[d->pos]) - 'a' + 10)),
+        d->pos++;
     if (!v0_eat(d, '_'))
         d->bad = true;
     if (ty == 'b')
@@ -270,14 +282,26 @@ static void v0_path(v0 *d, bool value)
     }
     case 'M': /* inherent impl: <T> */
         v0_opt62(d, 's');
-        { ap_buf b = d->out; d->out = (ap_buf){0}; v0_path(d, false); ap_buf_free(&d->out); d->out = b; }
+        {
+            ap_buf b = d->out;
+            d->out = (ap_buf){0};
+            v0_path(d, false);
+            ap_buf_free(&d->out);
+            d->out = b;
+        }
         ap_buf_puts(&d->out, "<");
         v0_type(d);
         ap_buf_puts(&d->out, ">");
         break;
     case 'X': /* trait impl: <T as Trait> */
         v0_opt62(d, 's');
-        { ap_buf b = d->out; d->out = (ap_buf){0}; v0_path(d, false); ap_buf_free(&d->out); d->out = b; }
+        {
+            ap_buf b = d->out;
+            d->out = (ap_buf){0};
+            v0_path(d, false);
+            ap_buf_free(&d->out);
+            d->out = b;
+        }
         /* fall through */
     case 'Y': /* trait definition: <T as Trait> */
         ap_buf_puts(&d->out, "<");
@@ -302,28 +326,50 @@ static void v0_path(v0 *d, bool value)
 static const char *v0_basic(char c)
 {
     switch (c) {
-    case 'a': return "i8";
-    case 'b': return "bool";
-    case 'c': return "char";
-    case 'd': return "f64";
-    case 'e': return "str";
-    case 'f': return "f32";
-    case 'h': return "u8";
-    case 'i': return "isize";
-    case 'j': return "usize";
-    case 'l': return "i32";
-    case 'm': return "u32";
-    case 'n': return "i128";
-    case 'o': return "u128";
-    case 's': return "i16";
-    case 't': return "u16";
-    case 'u': return "()";
-    case 'v': return "...";
-    case 'x': return "i64";
-    case 'y': return "u64";
-    case 'z': return "!";
-    case 'p': return "_";
-    default: return NULL;
+    case 'a':
+        return "i8";
+    case 'b':
+        return "bool";
+    case 'c':
+        return "char";
+    case 'd':
+        return "f64";
+    case 'e':
+        return "str";
+    case 'f':
+        return "f32";
+    case 'h':
+        return "u8";
+    case 'i':
+        return "isize";
+    case 'j':
+        return "usize";
+    case 'l':
+        return "i32";
+    case 'm':
+        return "u32";
+    case 'n':
+        return "i128";
+    case 'o':
+        return "u128";
+    case 's':
+        return "i16";
+    case 't':
+        return "u16";
+    case 'u':
+        return "()";
+    case 'v':
+        return "...";
+    case 'x':
+        return "i64";
+    case 'y':
+        return "u64";
+    case 'z':
+        return "!";
+    case 'p':
+        return "_";
+    default:
+        return NULL;
     }
 }
 
@@ -446,9 +492,15 @@ static void v0_type(v0 *d)
             ap_buf_puts(&d->out, n == 1 && d->out.len > at ? ",)" : ")");
             break;
         }
-        case 'F': v0_fnsig(d); break;
-        case 'D': v0_dyn(d); break;
-        case 'B': v0_backref(d, v0_type_arg, false); break;
+        case 'F':
+            v0_fnsig(d);
+            break;
+        case 'D':
+            v0_dyn(d);
+            break;
+        case 'B':
+            v0_backref(d, v0_type_arg, false);
+            break;
         default:
             d->pos--;
             v0_path(d, false);

@@ -125,11 +125,21 @@ static void xml(FILE *out, const char *s, size_t max)
 {
     for (size_t i = 0; *s && i < max; s++, i++) {
         switch (*s) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        case '\'': fputs("&#39;", out); break;
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        case '\'':
+            fputs("&#39;", out);
+            break;
         default:
             if ((unsigned char)*s >= 0x20)
                 fputc(*s, out);
@@ -176,8 +186,9 @@ static void frame(const svgctx *c, const node *n, int64_t x, int depth)
     xml(c->out, name, SIZE_MAX);
     fputs("\"><title>", c->out);
     xml(c->out, name, SIZE_MAX);
-    fprintf(c->out, " — %s (%s)</title><rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%d\" "
-                    "fill=\"%s\" rx=\"2\"/><text x=\"%.2f\" y=\"%.0f\">",
+    fprintf(c->out,
+            " — %s (%s)</title><rect x=\"%.2f\" y=\"%.0f\" width=\"%.2f\" height=\"%d\" "
+            "fill=\"%s\" rx=\"2\"/><text x=\"%.2f\" y=\"%.0f\">",
             v, pct, px, y, pw, FRAME_H - 1, fill, px + 3, y + FRAME_H - 4);
     int chars = (int)((pw - 6) / 7);
     if (chars >= 3) {
@@ -194,7 +205,9 @@ static void frame(const svgctx *c, const node *n, int64_t x, int depth)
 }
 
 static const char script[] =
-    "var W=" "1200" ",M=10,frames,details,unzoomBtn,total;\n"
+    "var W="
+    "1200"
+    ",M=10,frames,details,unzoomBtn,total;\n"
     "function init(evt){details=document.getElementById('details');\n"
     " unzoomBtn=document.getElementById('unzoom');\n"
     " frames=document.getElementById('frames').getElementsByTagName('g');\n"
@@ -226,20 +239,22 @@ static const char script[] =
 
 static void svg_head(FILE *out, int height, const char *title)
 {
-    fprintf(out, "<?xml version=\"1.0\" standalone=\"no\"?>\n"
-                 "<svg version=\"1.1\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                 "xmlns=\"http://www.w3.org/2000/svg\" onload=\"init(evt)\">\n"
-                 "<style>text{font-family:monospace;font-size:12px;fill:#000}"
-                 ".f{cursor:pointer}.f:hover rect{stroke:#000;stroke-width:.8}"
-                 ".parent{opacity:.5}.hide{display:none}#title{font-size:17px}"
-                 "#unzoom{cursor:pointer;fill:#06c}</style>\n"
-                 "<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n"
-                 "<rect width=\"100%%\" height=\"100%%\" fill=\"#f8f8f4\"/>\n"
-                 "<text id=\"title\" x=\"%d\" y=\"24\" text-anchor=\"middle\">",
+    fprintf(out,
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n"
+            "<svg version=\"1.1\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+            "xmlns=\"http://www.w3.org/2000/svg\" onload=\"init(evt)\">\n"
+            "<style>text{font-family:monospace;font-size:12px;fill:#000}"
+            ".f{cursor:pointer}.f:hover rect{stroke:#000;stroke-width:.8}"
+            ".parent{opacity:.5}.hide{display:none}#title{font-size:17px}"
+            "#unzoom{cursor:pointer;fill:#06c}</style>\n"
+            "<script type=\"text/ecmascript\"><![CDATA[\n%s]]></script>\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"#f8f8f4\"/>\n"
+            "<text id=\"title\" x=\"%d\" y=\"24\" text-anchor=\"middle\">",
             WIDTH, height, WIDTH, height, script, WIDTH / 2);
     xml(out, title, SIZE_MAX);
-    fprintf(out, "</text>\n<text id=\"unzoom\" x=\"%d\" y=\"24\" class=\"hide\">Reset zoom</text>\n"
-                 "<text id=\"details\" x=\"%d\" y=\"%d\"> </text>\n<g id=\"frames\">\n",
+    fprintf(out,
+            "</text>\n<text id=\"unzoom\" x=\"%d\" y=\"24\" class=\"hide\">Reset zoom</text>\n"
+            "<text id=\"details\" x=\"%d\" y=\"%d\"> </text>\n<g id=\"frames\">\n",
             MARGIN, MARGIN, height - 10);
 }
 
@@ -253,8 +268,8 @@ void ap_flame_svg(FILE *out, const ap_profile *p, int metric, const char *title)
     if (root->value > 0)
         frame(&c, root, 0, 0);
     else
-        fprintf(out, "<text x=\"%d\" y=\"%d\">nothing to show: no %s in this dump</text>\n",
-                MARGIN, TOP + 10, ap_metric_names[metric]);
+        fprintf(out, "<text x=\"%d\" y=\"%d\">nothing to show: no %s in this dump</text>\n", MARGIN,
+                TOP + 10, ap_metric_names[metric]);
     fputs("</g>\n</svg>\n", out);
     free_tree(root);
 }

@@ -52,8 +52,6 @@ void ap_table_row(ap_table *t, const char *const *cells);
 void ap_table_print(const ap_table *t, FILE *f, const char *indent);
 void ap_table_free(ap_table *t);
 
-
-
 /* Parses a JSON array of strings (the process.cmdline column). Returns a
  * malloc'ed NULL-terminated vector (free with ap_strv_free), or NULL when s
  * is not such an array. */

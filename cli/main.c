@@ -15,8 +15,8 @@ static const struct {
     const char *name;
     int (*fn)(int, char **);
 } commands[] = {
-    {"list", ap_cmd_list},   {"top", ap_cmd_top},           {"diff", ap_cmd_diff},
-    {"leaks", ap_cmd_leaks}, {"stats", ap_cmd_stats},       {"flamegraph", ap_cmd_flamegraph},
+    {"list", ap_cmd_list},   {"top", ap_cmd_top},     {"diff", ap_cmd_diff},
+    {"leaks", ap_cmd_leaks}, {"stats", ap_cmd_stats}, {"flamegraph", ap_cmd_flamegraph},
     {"pprof", ap_cmd_pprof},
 };
 

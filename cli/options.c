@@ -42,8 +42,8 @@ static const struct {
 };
 #define NTABLE (sizeof table / sizeof *table)
 
-static int pick(const char *cmd, const char *opt, const char *v, const char *const *names,
-                int n, int *out)
+static int pick(const char *cmd, const char *opt, const char *v, const char *const *names, int n,
+                int *out)
 {
     for (int i = 0; i < n; i++)
         if (!strcmp(v, names[i])) {
@@ -52,8 +52,7 @@ static int pick(const char *cmd, const char *opt, const char *v, const char *con
         }
     char list[256] = "";
     for (int i = 0; i < n; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                 names[i]);
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
     ap_cli_error("%s: %s: unknown value '%s' (one of: %s)", cmd, opt, v, list);
     return -1;
 }
@@ -75,20 +74,33 @@ static int apply(const char *cmd, int c, const char *v, ap_opts *o)
     int64_t x;
     int k;
     switch (c) {
-    case 'p': return number(cmd, "--process", v, &o->process);
-    case 'd': return number(cmd, "--dump", v, &o->dump);
-    case O_BASE: return number(cmd, "--base-dump", v, &o->base_dump);
+    case 'p':
+        return number(cmd, "--process", v, &o->process);
+    case 'd':
+        return number(cmd, "--dump", v, &o->dump);
+    case O_BASE:
+        return number(cmd, "--base-dump", v, &o->base_dump);
     case 'n':
         if (number(cmd, "-n", v, &x) < 0)
             return -1;
         o->n = (int)x;
         return 0;
-    case O_SORT: return pick(cmd, "--sort", v, ap_metric_names, AP_NMETRICS, &o->metric);
-    case O_BY: return pick(cmd, "--by", v, ap_by_names, 4, &o->by);
-    case O_CUM: o->cum = true; return 0;
-    case O_JSON: o->json = true; return 0;
-    case O_FOLDED: o->folded = true; return 0;
-    case 'o': o->out = v; return 0;
+    case O_SORT:
+        return pick(cmd, "--sort", v, ap_metric_names, AP_NMETRICS, &o->metric);
+    case O_BY:
+        return pick(cmd, "--by", v, ap_by_names, 4, &o->by);
+    case O_CUM:
+        o->cum = true;
+        return 0;
+    case O_JSON:
+        o->json = true;
+        return 0;
+    case O_FOLDED:
+        o->folded = true;
+        return 0;
+    case 'o':
+        o->out = v;
+        return 0;
     case O_FORMAT:
         if (pick(cmd, "--format", v, formats, 2, &k) < 0)
             return -1;

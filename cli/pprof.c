@@ -223,8 +223,8 @@ void ap_pprof_encode(const ap_profile *p, ap_buf *out)
 
 int ap_gzip_write(const char *path, const void *data, size_t n)
 {
-    int fd = strcmp(path, "-") ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
-                               : dup(1);
+    int fd =
+        strcmp(path, "-") ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : dup(1);
     if (fd < 0)
         return -1;
     gzFile gz = gzdopen(fd, "wb");

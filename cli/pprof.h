@@ -23,7 +23,7 @@
 
 /* Low-level encoders (exposed for the unit tests). */
 void ap_pb_varint(ap_buf *b, uint64_t v);
-void ap_pb_uint(ap_buf *b, int field, uint64_t v);  /* omitted when 0 */
+void ap_pb_uint(ap_buf *b, int field, uint64_t v); /* omitted when 0 */
 void ap_pb_bytes(ap_buf *b, int field, const void *data, size_t n);
 void ap_pb_packed(ap_buf *b, int field, const uint64_t *v, size_t n);
 

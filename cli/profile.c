@@ -27,13 +27,25 @@ void ap_db_error(const ap_file *f, const char *what)
     int rc = sqlite3_extended_errcode(f->db);
     const char *why;
     switch (rc & 0xff) {
-    case SQLITE_NOTADB: why = "not an allocprof profile"; break;
-    case SQLITE_CORRUPT: why = "corrupt or truncated database"; break;
-    case SQLITE_IOERR: why = "read error"; break;
+    case SQLITE_NOTADB:
+        why = "not an allocprof profile";
+        break;
+    case SQLITE_CORRUPT:
+        why = "corrupt or truncated database";
+        break;
+    case SQLITE_IOERR:
+        why = "read error";
+        break;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: why = "database is locked"; break;
-    case SQLITE_NOMEM: why = "out of memory"; break;
-    default: why = "database error"; break;
+    case SQLITE_LOCKED:
+        why = "database is locked";
+        break;
+    case SQLITE_NOMEM:
+        why = "out of memory";
+        break;
+    default:
+        why = "database error";
+        break;
     }
     ap_cli_error("%s: %s (%s: %s)", f->path, why, what, sqlite3_errmsg(f->db));
 }
@@ -109,7 +121,8 @@ static int check_schema(ap_file *f)
     }
     if (version > AP_SCHEMA_VERSION) {
         ap_cli_error("%s: was written by a newer allocprof (schema version %lld; this one reads "
-                     "version %d)", f->path, (long long)version, AP_SCHEMA_VERSION);
+                     "version %d)",
+                     f->path, (long long)version, AP_SCHEMA_VERSION);
         return -1;
     }
     static const char *const tables[] = {"process", "dump", "bucket", "stack", "mapping"};
@@ -133,7 +146,8 @@ static int load_processes(ap_file *f)
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(f->db,
                            "SELECT id, pid, ppid, parent_id, exe, cmdline, build_id, start_time, "
-                           "rate, end_time FROM process ORDER BY id", -1, &s, NULL) != SQLITE_OK)
+                           "rate, end_time FROM process ORDER BY id",
+                           -1, &s, NULL) != SQLITE_OK)
         return -1;
     size_t cap = 0;
     int rc;
@@ -161,7 +175,8 @@ static int load_dumps(ap_file *f)
     if (sqlite3_prepare_v2(f->db,
                            "SELECT id, process_id, seq, time, reason, inuse_bytes, inuse_objects, "
                            "alloc_bytes, alloc_objects, samples FROM dump "
-                           "ORDER BY process_id, seq", -1, &s, NULL) != SQLITE_OK)
+                           "ORDER BY process_id, seq",
+                           -1, &s, NULL) != SQLITE_OK)
         return -1;
     size_t cap = 0;
     int rc;
@@ -207,7 +222,8 @@ static int load_threads(ap_file *f)
 static int open_readonly(ap_file *f)
 {
     int64_t v;
-    if (sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+    if (sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
+        SQLITE_OK) {
         sqlite3_busy_timeout(f->db, 2000);
         if (query_int(f, "PRAGMA user_version", NULL, &v) == 0)
             return 0;
@@ -364,7 +380,8 @@ static int load_mappings(ap_file *f, int64_t process_id, ap_profile *p)
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(f->db,
                            "SELECT start, \"end\", file_offset, bias, path, build_id FROM mapping "
-                           "WHERE process_id = ?1 ORDER BY start", -1, &s, NULL) != SQLITE_OK)
+                           "WHERE process_id = ?1 ORDER BY start",
+                           -1, &s, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(s, 1, process_id);
     size_t cap = 0;
@@ -394,7 +411,8 @@ static int load_stacks(ap_file *f, int64_t process_id, ap_profile *p)
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(f->db,
                            "SELECT stack_id, depth, frames FROM stack WHERE process_id = ?1 "
-                           "ORDER BY stack_id", -1, &s, NULL) != SQLITE_OK)
+                           "ORDER BY stack_id",
+                           -1, &s, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(s, 1, process_id);
     size_t cap = 0;
@@ -436,8 +454,8 @@ static const ap_stack *find_stack(const ap_profile *p, int64_t id)
 }
 
 /* Applies one dump's bucket rows: each row replaces the (stack, tid) state. */
-static int apply_dump(ap_file *f, sqlite3_stmt *s, int64_t dump_id, ap_map *index,
-                      ap_profile *p, size_t *cap)
+static int apply_dump(ap_file *f, sqlite3_stmt *s, int64_t dump_id, ap_map *index, ap_profile *p,
+                      size_t *cap)
 {
     sqlite3_reset(s);
     sqlite3_bind_int64(s, 1, dump_id);
@@ -448,8 +466,8 @@ static int apply_dump(ap_file *f, sqlite3_stmt *s, int64_t dump_id, ap_map *inde
         bool created;
         uint64_t *slot = ap_map_put(index, key, &created);
         /* On a hash-key collision (different pair, same key) probe linearly. */
-        while (!created && (p->buckets[*slot].stack_id != stack_id ||
-                            p->buckets[*slot].tid != tid)) {
+        while (!created &&
+               (p->buckets[*slot].stack_id != stack_id || p->buckets[*slot].tid != tid)) {
             key = ap_hash_u64(key + 1);
             slot = ap_map_put(index, key, &created);
         }

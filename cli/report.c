@@ -42,10 +42,18 @@ static ap_row *get_row(ap_report *r, const ap_line *const *sym, uint32_t n, cons
 {
     uint64_t key;
     switch (r->by) {
-    case AP_BY_FUNCTION: key = (uintptr_t)l->func; break;
-    case AP_BY_LINE: key = (uintptr_t)l; break;
-    case AP_BY_STACK: key = ap_hash_bytes(sym, n * sizeof *sym, 0); break;
-    default: key = ap_hash_u64((uint64_t)tid) ^ (uint64_t)pid; break;
+    case AP_BY_FUNCTION:
+        key = (uintptr_t)l->func;
+        break;
+    case AP_BY_LINE:
+        key = (uintptr_t)l;
+        break;
+    case AP_BY_STACK:
+        key = ap_hash_bytes(sym, n * sizeof *sym, 0);
+        break;
+    default:
+        key = ap_hash_u64((uint64_t)tid) ^ (uint64_t)pid;
+        break;
     }
     for (;;) {
         bool created;
@@ -199,7 +207,8 @@ char *ap_line_label(const ap_line *l)
 char *ap_row_label(const ap_report *r, const ap_row *row, const ap_file *f, bool full_path)
 {
     switch (r->by) {
-    case AP_BY_FUNCTION: return ap_xstrdup(row->func->name);
+    case AP_BY_FUNCTION:
+        return ap_xstrdup(row->func->name);
     case AP_BY_LINE:
     case AP_BY_STACK: {
         const ap_line *l = r->by == AP_BY_LINE ? row->line : row->sym[0];
@@ -222,8 +231,9 @@ char *ap_fmt_metric(int metric, int64_t v, bool plus, char *buf)
 
 void ap_json_metrics(FILE *out, const int64_t *v)
 {
-    fprintf(out, "{\"inuse_bytes\": %lld, \"inuse_objects\": %lld, \"alloc_bytes\": %lld, "
-                 "\"alloc_objects\": %lld}",
+    fprintf(out,
+            "{\"inuse_bytes\": %lld, \"inuse_objects\": %lld, \"alloc_bytes\": %lld, "
+            "\"alloc_objects\": %lld}",
             (long long)v[AP_INUSE_BYTES], (long long)v[AP_INUSE_OBJECTS],
             (long long)v[AP_ALLOC_BYTES], (long long)v[AP_ALLOC_OBJECTS]);
 }
@@ -274,8 +284,9 @@ void ap_json_profile_head(FILE *out, const ap_profile *p)
     fprintf(out, ", \"process\": {\"id\": %lld, \"pid\": %lld, \"exe\": ", (long long)p->proc->id,
             (long long)p->proc->pid);
     ap_json_str(out, p->proc->exe);
-    fprintf(out, ", \"rate\": %lld}, \"dump\": {\"id\": %lld, \"seq\": %lld, \"time\": %.6f, "
-                 "\"reason\": ",
+    fprintf(out,
+            ", \"rate\": %lld}, \"dump\": {\"id\": %lld, \"seq\": %lld, \"time\": %.6f, "
+            "\"reason\": ",
             (long long)p->proc->rate, (long long)p->dump->id, (long long)p->dump->seq,
             p->dump->time);
     ap_json_str(out, p->dump->reason);

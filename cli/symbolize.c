@@ -224,8 +224,8 @@ static uint32_t find_object(ap_symbolizer *s, const ap_file *file, const ap_mapp
     for (size_t i = 0; i < s->nobjs; i++) {
         ap_object *o = &s->objs[i];
         if (o->file == file && !strcmp(o->path, m->path) &&
-            (o->build_id == m->build_id || (o->build_id && m->build_id &&
-                                            !strcasecmp(o->build_id, m->build_id))))
+            (o->build_id == m->build_id ||
+             (o->build_id && m->build_id && !strcasecmp(o->build_id, m->build_id))))
             return (uint32_t)i;
     }
     ap_grow(&s->objs, &s->capo, s->nobjs + 1, sizeof *s->objs);
@@ -238,8 +238,8 @@ static uint32_t find_object(ap_symbolizer *s, const ap_file *file, const ap_mapp
     if (o->build_id)
         o->build_key = ap_xstrdup(o->build_id);
     else if (m->path[0] == '/' && stat(m->path, &st) == 0)
-        o->build_key = ap_xasprintf("%s:%lld:%lld", m->path, (long long)st.st_size,
-                                    (long long)st.st_mtime);
+        o->build_key =
+            ap_xasprintf("%s:%lld:%lld", m->path, (long long)st.st_size, (long long)st.st_mtime);
     return (uint32_t)s->nobjs++;
 }
 
@@ -276,8 +276,7 @@ static bool try_open(ap_object *o, const char *path)
     Dwfl_Module *m = dwfl_report_elf(d, ap_basename(o->path), path, -1, 0, false);
     dwfl_report_end(d, NULL, NULL);
     Dwarf_Addr bias = 0;
-    if (!m || (o->build_id && !build_id_matches(m, o->build_id)) ||
-        !dwfl_module_getelf(m, &bias)) {
+    if (!m || (o->build_id && !build_id_matches(m, o->build_id)) || !dwfl_module_getelf(m, &bias)) {
         dwfl_end(d);
         return false;
     }
@@ -295,8 +294,8 @@ static void open_object(ap_object *o)
         return;
     }
     if (o->build_id && strlen(o->build_id) > 2) {
-        char *p = ap_xasprintf("/usr/lib/debug/.build-id/%.2s/%s.debug", o->build_id,
-                               o->build_id + 2);
+        char *p =
+            ap_xasprintf("/usr/lib/debug/.build-id/%.2s/%s.debug", o->build_id, o->build_id + 2);
         if (try_open(o, p))
             o->state = OBJ_OK;
         free(p);
@@ -452,7 +451,7 @@ typedef struct sym_pass {
 
 typedef struct symtab {
     bool usable;
-    sym_pass pass[2];  /* globals, locals */
+    sym_pass pass[2];   /* globals, locals */
     uint64_t *sizeless; /* sorted values of the sizeless globals */
     size_t nsizeless, capsizeless;
     const sym_ent **cand;
@@ -501,8 +500,7 @@ static symtab *build_symtab(Dwfl_Module *mod)
     Dwarf_Addr bias;
     Elf *elf = dwfl_module_getelf(mod, &bias);
     GElf_Ehdr eh;
-    if (n < 0 || first_global < 0 || !elf || !gelf_getehdr(elf, &eh) ||
-        eh.e_machine == EM_PPC64)
+    if (n < 0 || first_global < 0 || !elf || !gelf_getehdr(elf, &eh) || eh.e_machine == EM_PPC64)
         return t;
     int globals = first_global == 0 ? 1 : first_global;
     for (int i = 1; i < n; i++) {
@@ -585,9 +583,8 @@ static const sym_ent *pick_sized(symtab *t, const sym_pass *p, uint64_t a)
         const sym_ent *c = t->cand[i];
         if (!best || best->value < c->value || best->bind < c->bind)
             best = c;
-        else if (best->value == c->value &&
-                 ((best->size > c->size && best->bind <= c->bind) ||
-                  (best->size >= c->size && best->bind < c->bind)))
+        else if (best->value == c->value && ((best->size > c->size && best->bind <= c->bind) ||
+                                             (best->size >= c->size && best->bind < c->bind)))
             best = c;
     }
     return best;
@@ -657,7 +654,7 @@ typedef struct top_range {
 } top_range;
 
 typedef struct cu_index {
-    bool slow;         /* use libdw's walk */
+    bool slow;        /* use libdw's walk */
     ap_map *pcabbrev; /* the object's may_have_pc cache */
     Dwarf_Die *top;
     bool *top_imported;
@@ -700,8 +697,8 @@ static int walk_level(Dwarf_Die *child, const imp_link *imports, visit_fn fn, vo
             Dwarf_Die orig = *child;
             Dwarf_Attribute attr_mem;
             Dwarf_Attribute *attr = dwarf_attr(child, DW_AT_import, &attr_mem);
-            if (dwarf_formref_die(attr, child) != NULL &&
-                dwarf_tag(child) != DW_TAG_compile_unit && dwarf_child(child, child) == 0) {
+            if (dwarf_formref_die(attr, child) != NULL && dwarf_tag(child) != DW_TAG_compile_unit &&
+                dwarf_child(child, child) == 0) {
                 for (const imp_link *i = imports; i; i = i->up)
                     if (i->addr == orig.addr)
                         return -1;
@@ -734,8 +731,7 @@ static int walk_children(Dwarf_Die *parent, const imp_link *imports, visit_fn fn
  * error, so it need not be asked. Cached per abbreviation in *cache. */
 static bool may_have_pc(ap_map *cache, Dwarf_Die *die)
 {
-    if (dwarf_tag(die) == DW_TAG_invalid || !die->abbrev ||
-        die->abbrev == (Dwarf_Abbrev *)-1l)
+    if (dwarf_tag(die) == DW_TAG_invalid || !die->abbrev || die->abbrev == (Dwarf_Abbrev *)-1l)
         return true;
     bool created;
     uint64_t *slot = ap_map_put(cache, (uintptr_t)die->abbrev, &created);
@@ -926,8 +922,8 @@ static int fast_scopes(ap_object *o, Dwarf_Die *cu, uint64_t pc, Dwarf_Die **out
          * dwarf_getscopes_die's, the physical nesting. */
         Dwarf_Attribute attr_mem;
         Dwarf_Die origin;
-        if (dwarf_formref_die(dwarf_attr(&path[inl], DW_AT_abstract_origin, &attr_mem),
-                              &origin) == NULL) {
+        if (dwarf_formref_die(dwarf_attr(&path[inl], DW_AT_abstract_origin, &attr_mem), &origin) ==
+            NULL) {
             free(path);
             return 0; /* dwarf_getscopes fails */
         }

@@ -126,8 +126,14 @@ uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid)
     return n;
 }
 
-ap_bucket_t *ap_bucket_at(uint32_t idx) { return &buckets[idx]; }
-uint32_t ap_bucket_count(void) { return atomic_load_explicit(&nbuckets, memory_order_acquire); }
+ap_bucket_t *ap_bucket_at(uint32_t idx)
+{
+    return &buckets[idx];
+}
+uint32_t ap_bucket_count(void)
+{
+    return atomic_load_explicit(&nbuckets, memory_order_acquire);
+}
 
 /* ---- threads ---- */
 
@@ -146,12 +152,21 @@ void ap_thread_note_locked(uint32_t tid)
     atomic_store_explicit(&nthreads, n + 1, memory_order_release);
 }
 
-uint32_t ap_thread_count(void) { return atomic_load_explicit(&nthreads, memory_order_acquire); }
-ap_thread_rec_t *ap_thread_at(uint32_t i) { return &threads[i]; }
+uint32_t ap_thread_count(void)
+{
+    return atomic_load_explicit(&nthreads, memory_order_acquire);
+}
+ap_thread_rec_t *ap_thread_at(uint32_t i)
+{
+    return &threads[i];
+}
 
 /* ---- live samples ---- */
 
-static uint32_t ptr_hash(uintptr_t p) { return mix32(p >> 4); }
+static uint32_t ptr_hash(uintptr_t p)
+{
+    return mix32(p >> 4);
+}
 
 static bool stripe_resize(stripe_t *st, uint32_t cap)
 {

@@ -49,12 +49,30 @@ struct ap_db {
 
 /* ---- SQLite on our allocator ---- */
 
-static void *m_malloc(int n) { return ap_malloc((size_t)n); }
-static void m_free(void *p) { ap_free(p); }
-static void *m_realloc(void *p, int n) { return ap_realloc(p, (size_t)n); }
-static int m_size(void *p) { return (int)ap_usable_size(p); }
-static int m_roundup(int n) { return n; }
-static int m_init(void *a) { return 0; }
+static void *m_malloc(int n)
+{
+    return ap_malloc((size_t)n);
+}
+static void m_free(void *p)
+{
+    ap_free(p);
+}
+static void *m_realloc(void *p, int n)
+{
+    return ap_realloc(p, (size_t)n);
+}
+static int m_size(void *p)
+{
+    return (int)ap_usable_size(p);
+}
+static int m_roundup(int n)
+{
+    return n;
+}
+static int m_init(void *a)
+{
+    return 0;
+}
 static void m_shutdown(void *a) {}
 
 static int sqlite_setup(void)
@@ -62,7 +80,7 @@ static int sqlite_setup(void)
     static int done;
     if (done)
         return 0;
-    static const sqlite3_mem_methods mem = {m_malloc, m_free,    m_realloc, m_size,
+    static const sqlite3_mem_methods mem = {m_malloc,  m_free, m_realloc,  m_size,
                                             m_roundup, m_init, m_shutdown, NULL};
     sqlite3_config(SQLITE_CONFIG_MALLOC, &mem);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -76,7 +94,10 @@ static int fail(ap_db_t *d, char *err, size_t errlen, const char *what)
     return -1;
 }
 
-static int exec(ap_db_t *d, const char *sql) { return sqlite3_exec(d->db, sql, 0, 0, 0); }
+static int exec(ap_db_t *d, const char *sql)
+{
+    return sqlite3_exec(d->db, sql, 0, 0, 0);
+}
 
 static int create_schema(ap_db_t *d, char *err, size_t errlen)
 {
@@ -352,7 +373,10 @@ typedef struct {
     int64_t alloc_wfp, alloc_bytes, alloc_class_bytes, free_wfp, free_bytes, samples;
 } snap_t;
 
-static int64_t objs(int64_t wfp) { return (wfp + (1 << (AP_WFP_SHIFT - 1))) >> AP_WFP_SHIFT; }
+static int64_t objs(int64_t wfp)
+{
+    return (wfp + (1 << (AP_WFP_SHIFT - 1))) >> AP_WFP_SHIFT;
+}
 
 static int step_done(sqlite3_stmt *st)
 {
@@ -485,26 +509,33 @@ static int write_alloc_stats(ap_db_t *d, int64_t dump_id)
     ap_stats_get(s);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(d->db, "INSERT INTO alloc_stats VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1,
-                           &st, 0) == SQLITE_OK) {
-        int64_t v[] = {dump_id,          s->inuse_bytes,   s->small_inuse_bytes,
-                       s->large_inuse_bytes, s->huge_inuse_bytes, s->mapped_bytes,
-                       s->free_bytes,    s->returned_bytes, s->cached_bytes,
-                       s->metadata_bytes, s->released_total};
+    if (sqlite3_prepare_v2(d->db, "INSERT INTO alloc_stats VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &st,
+                           0) == SQLITE_OK) {
+        int64_t v[] = {dump_id,
+                       s->inuse_bytes,
+                       s->small_inuse_bytes,
+                       s->large_inuse_bytes,
+                       s->huge_inuse_bytes,
+                       s->mapped_bytes,
+                       s->free_bytes,
+                       s->returned_bytes,
+                       s->cached_bytes,
+                       s->metadata_bytes,
+                       s->released_total};
         for (int i = 0; i < 11; i++)
             sqlite3_bind_int64(st, i + 1, v[i]);
         rc = step_done(st);
         sqlite3_finalize(st);
     }
-    if (rc == 0 &&
-        sqlite3_prepare_v2(d->db, "INSERT INTO class_stats VALUES (?,?,?,?,?,?,?,?)", -1, &st,
-                           0) == SQLITE_OK) {
+    if (rc == 0 && sqlite3_prepare_v2(d->db, "INSERT INTO class_stats VALUES (?,?,?,?,?,?,?,?)", -1,
+                                      &st, 0) == SQLITE_OK) {
         for (uint32_t c = 1; c < s->nclasses && rc == 0; c++) {
             ap_class_stats_t *cs = &s->cls[c];
             if (!cs->spans && !cs->inuse_objs)
                 continue;
-            int64_t v[] = {dump_id,         c,           cs->size, cs->inuse_objs,
-                           cs->cached_objs, cs->central_objs, cs->spans, cs->span_bytes};
+            int64_t v[] = {
+                dump_id,          c,         cs->size,      cs->inuse_objs, cs->cached_objs,
+                cs->central_objs, cs->spans, cs->span_bytes};
             for (int i = 0; i < 8; i++)
                 sqlite3_bind_int64(st, i + 1, v[i]);
             rc = step_done(st);

@@ -38,9 +38,9 @@
 static ap_db_t *db;
 static const ap_writer_t *W; /* the SQLite writer plugin */
 
-static const ap_host_t host = {ap_bucket_count, ap_bucket_at,   ap_stack_count, ap_stack_frames,
-                               ap_thread_count, ap_thread_at,   ap_stats_get,   ap_malloc,
-                               ap_free,         ap_realloc,     ap_calloc,      ap_usable_size,
+static const ap_host_t host = {ap_bucket_count, ap_bucket_at, ap_stack_count, ap_stack_frames,
+                               ap_thread_count, ap_thread_at, ap_stats_get,   ap_malloc,
+                               ap_free,         ap_realloc,   ap_calloc,      ap_usable_size,
                                &ap_prof_cfg};
 
 /* dlopen liballocprof-writer.so from the directory liballocprof.so is in. */

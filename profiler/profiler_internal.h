@@ -35,12 +35,12 @@
 /* ---- sampler.c ---- */
 
 typedef struct {
-    uint64_t rate;       /* mean bytes between samples; 1 = every allocation */
-    int depth;           /* max frames per stack */
-    double interval;     /* seconds between interval dumps, 0 = none */
-    double peak;         /* dump when in-use grows by this fraction over the last peak, 0 = off */
-    int signal;          /* dump request signal */
-    char output[4096];   /* database path */
+    uint64_t rate;     /* mean bytes between samples; 1 = every allocation */
+    int depth;         /* max frames per stack */
+    double interval;   /* seconds between interval dumps, 0 = none */
+    double peak;       /* dump when in-use grows by this fraction over the last peak, 0 = off */
+    int signal;        /* dump request signal */
+    char output[4096]; /* database path */
 } ap_prof_config_t;
 
 extern ap_prof_config_t ap_prof_cfg;
@@ -75,7 +75,7 @@ const uint64_t *ap_stack_frames(uint32_t id, int *depth);
 typedef struct {
     uint32_t stack_id;
     uint32_t tid;
-    _Atomic int64_t alloc_wfp;   /* objects, fixed point */
+    _Atomic int64_t alloc_wfp; /* objects, fixed point */
     _Atomic int64_t alloc_bytes;
     _Atomic int64_t alloc_class_bytes;
     _Atomic int64_t free_wfp;

@@ -47,10 +47,23 @@ int ap_parse_size(const char *s, uint64_t *out)
         return -1;
     double mult = 1;
     switch (*end) {
-    case 'k': case 'K': mult = 1024.0; end++; break;
-    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        mult = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'i' || *end == 'I')
         end++;
@@ -133,7 +146,10 @@ int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
  * |s| < 0.172, so the first omitted term is below 1e-15 relative. */
 static double ap_ln(double x)
 {
-    union { double d; uint64_t u; } v = {x};
+    union {
+        double d;
+        uint64_t u;
+    } v = {x};
     int e = (int)((v.u >> 52) & 0x7ff) - 1023;
     v.u = (v.u & 0x000fffffffffffffull) | 0x3ff0000000000000ull; /* m in [1, 2) */
     double m = v.d;

@@ -154,7 +154,10 @@ uint32_t ap_stack_intern_locked(const uint64_t *f, int depth)
     return id;
 }
 
-uint32_t ap_stack_count(void) { return atomic_load_explicit(&nstacks, memory_order_acquire); }
+uint32_t ap_stack_count(void)
+{
+    return atomic_load_explicit(&nstacks, memory_order_acquire);
+}
 
 const uint64_t *ap_stack_frames(uint32_t id, int *depth)
 {

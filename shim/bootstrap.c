@@ -24,4 +24,7 @@ __attribute__((constructor(101))) static void ap_shim_start(void)
     ap_prof_init();
 }
 
-__attribute__((destructor(101))) static void ap_shim_stop(void) { ap_prof_exit(); }
+__attribute__((destructor(101))) static void ap_shim_stop(void)
+{
+    ap_prof_exit();
+}

@@ -35,7 +35,10 @@ AP_NOINLINE AP_COLD static void *next_new_aligned(const char *name, size_t n, si
     return f(n, al);
 }
 
-static void *aligned(size_t n, size_t al) { return ap_shim_memalign(al, n); }
+static void *aligned(size_t n, size_t al)
+{
+    return ap_shim_memalign(al, n);
+}
 
 AP_EXPORT void *_Znwm(size_t n)
 {
@@ -49,8 +52,14 @@ AP_EXPORT void *_Znam(size_t n)
     return ap_likely(p != NULL) ? p : next_new("_Znam", n);
 }
 
-AP_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { return malloc(n); }
-AP_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { return malloc(n); }
+AP_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
+{
+    return malloc(n);
+}
+AP_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
+{
+    return malloc(n);
+}
 
 AP_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t al)
 {
@@ -74,15 +83,51 @@ AP_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const vo
     return aligned(n, al);
 }
 
-AP_EXPORT void _ZdlPv(void *p) { free(p); }
-AP_EXPORT void _ZdaPv(void *p) { free(p); }
-AP_EXPORT void _ZdlPvm(void *p, size_t n) { free(p); }
-AP_EXPORT void _ZdaPvm(void *p, size_t n) { free(p); }
-AP_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { free(p); }
-AP_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { free(p); }
-AP_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t al) { free(p); }
-AP_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al) { free(p); }
-AP_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { free(p); }
-AP_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { free(p); }
-AP_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) { free(p); }
-AP_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) { free(p); }
+AP_EXPORT void _ZdlPv(void *p)
+{
+    free(p);
+}
+AP_EXPORT void _ZdaPv(void *p)
+{
+    free(p);
+}
+AP_EXPORT void _ZdlPvm(void *p, size_t n)
+{
+    free(p);
+}
+AP_EXPORT void _ZdaPvm(void *p, size_t n)
+{
+    free(p);
+}
+AP_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
+{
+    free(p);
+}
+AP_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt)
+{
+    free(p);
+}
+AP_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t al)
+{
+    free(p);
+}
+AP_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al)
+{
+    free(p);
+}
+AP_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al)
+{
+    free(p);
+}
+AP_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al)
+{
+    free(p);
+}
+AP_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt)
+{
+    free(p);
+}
+AP_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt)
+{
+    free(p);
+}

@@ -104,7 +104,10 @@ AP_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
     return ap_realloc(p, n);
 }
 
-static bool is_pow2(size_t a) { return a && (a & (a - 1)) == 0; }
+static bool is_pow2(size_t a)
+{
+    return a && (a & (a - 1)) == 0;
+}
 
 AP_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
@@ -151,7 +154,10 @@ static size_t os_page(void)
     return page;
 }
 
-AP_EXPORT void *valloc(size_t n) { return ap_shim_memalign(os_page(), n); }
+AP_EXPORT void *valloc(size_t n)
+{
+    return ap_shim_memalign(os_page(), n);
+}
 
 AP_EXPORT void *pvalloc(size_t n)
 {
@@ -165,31 +171,70 @@ AP_EXPORT void *pvalloc(size_t n)
     return ap_shim_memalign(pg, r ? r : pg);
 }
 
-AP_EXPORT size_t malloc_usable_size(void *p) { return ap_usable_size(p); }
+AP_EXPORT size_t malloc_usable_size(void *p)
+{
+    return ap_usable_size(p);
+}
 
 void *ap_shim_memalign(size_t align, size_t n)
 {
     return ap_shim_after_alloc(ap_memalign(align, n), n);
 }
 
-AP_EXPORT void free_sized(void *p, size_t n) { free(p); }
-AP_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) { free(p); }
-AP_EXPORT void cfree(void *p) { free(p); }
+AP_EXPORT void free_sized(void *p, size_t n)
+{
+    free(p);
+}
+AP_EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
+{
+    free(p);
+}
+AP_EXPORT void cfree(void *p)
+{
+    free(p);
+}
 
 /* ---- glibc's internal names, which a few programs call directly ---- */
 
-AP_EXPORT void *__libc_malloc(size_t n) { return malloc(n); }
-AP_EXPORT void __libc_free(void *p) { free(p); }
-AP_EXPORT void *__libc_calloc(size_t a, size_t b) { return calloc(a, b); }
-AP_EXPORT void *__libc_realloc(void *p, size_t n) { return realloc(p, n); }
-AP_EXPORT void *__libc_memalign(size_t a, size_t n) { return memalign(a, n); }
-AP_EXPORT void *__libc_valloc(size_t n) { return valloc(n); }
-AP_EXPORT void *__libc_pvalloc(size_t n) { return pvalloc(n); }
-AP_EXPORT int __posix_memalign(void **o, size_t a, size_t n) { return posix_memalign(o, a, n); }
+AP_EXPORT void *__libc_malloc(size_t n)
+{
+    return malloc(n);
+}
+AP_EXPORT void __libc_free(void *p)
+{
+    free(p);
+}
+AP_EXPORT void *__libc_calloc(size_t a, size_t b)
+{
+    return calloc(a, b);
+}
+AP_EXPORT void *__libc_realloc(void *p, size_t n)
+{
+    return realloc(p, n);
+}
+AP_EXPORT void *__libc_memalign(size_t a, size_t n)
+{
+    return memalign(a, n);
+}
+AP_EXPORT void *__libc_valloc(size_t n)
+{
+    return valloc(n);
+}
+AP_EXPORT void *__libc_pvalloc(size_t n)
+{
+    return pvalloc(n);
+}
+AP_EXPORT int __posix_memalign(void **o, size_t a, size_t n)
+{
+    return posix_memalign(o, a, n);
+}
 
 /* ---- introspection and tuning ---- */
 
-static int clamp_int(uint64_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+static int clamp_int(uint64_t v)
+{
+    return v > 0x7fffffff ? 0x7fffffff : (int)v;
+}
 
 AP_EXPORT struct mallinfo2 mallinfo2(void)
 {
@@ -223,12 +268,21 @@ AP_EXPORT struct mallinfo mallinfo(void)
     return mi;
 }
 
-AP_EXPORT int malloc_trim(size_t pad) { return ap_trim() > 0; }
+AP_EXPORT int malloc_trim(size_t pad)
+{
+    return ap_trim() > 0;
+}
 
-AP_EXPORT void malloc_stats(void) { ap_stats_print(2); }
+AP_EXPORT void malloc_stats(void)
+{
+    ap_stats_print(2);
+}
 
 /* Accepted for compatibility; our allocator has no such knobs. */
-AP_EXPORT int mallopt(int param, int value) { return 1; }
+AP_EXPORT int mallopt(int param, int value)
+{
+    return 1;
+}
 
 AP_EXPORT int malloc_info(int options, FILE *fp)
 {

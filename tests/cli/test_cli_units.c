@@ -149,8 +149,9 @@ static void test_demangle(void **state)
     check_demangle("_RNvB99999_3foo", NULL);
     check_demangle("_RNv", NULL);
     check_demangle("_R", NULL);
-    check_demangle("_RIC3fooRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRE",
-                   NULL);
+    check_demangle(
+        "_RIC3fooRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRE",
+        NULL);
 }
 
 static void test_protobuf(void **state)
@@ -160,8 +161,8 @@ static void test_protobuf(void **state)
     ap_pb_varint(&b, 1);
     ap_pb_varint(&b, 300);
     ap_pb_varint(&b, UINT64_MAX);
-    static const unsigned char want[] = {0x00, 0x01, 0xAC, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-                                         0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+    static const unsigned char want[] = {0x00, 0x01, 0xAC, 0x02, 0xFF, 0xFF, 0xFF,
+                                         0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.p, want, sizeof want);
     b.len = 0;
@@ -170,8 +171,8 @@ static void test_protobuf(void **state)
     ap_pb_bytes(&b, 6, "hi", 2);
     uint64_t v[] = {1, 300};
     ap_pb_packed(&b, 1, v, 2);
-    static const unsigned char want2[] = {0x10, 0x96, 0x01, 0x32, 0x02, 'h', 'i',
-                                          0x0A, 0x03, 0x01, 0xAC, 0x02};
+    static const unsigned char want2[] = {0x10, 0x96, 0x01, 0x32, 0x02, 'h',
+                                          'i',  0x0A, 0x03, 0x01, 0xAC, 0x02};
     assert_int_equal(b.len, sizeof want2);
     assert_memory_equal(b.p, want2, sizeof want2);
     ap_buf_free(&b);

@@ -64,7 +64,8 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
 static size_t check_fill(const unsigned char *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i] != pat(i, seed)) return i;
+        if (p[i] != pat(i, seed))
+            return i;
     return n;
 }
 
@@ -75,10 +76,12 @@ static size_t first_nonzero(const unsigned char *p, size_t n)
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, p + i, 8);
-        if (w != 0) break;
+        if (w != 0)
+            break;
     }
     for (; i < n; i++)
-        if (p[i] != 0) return i;
+        if (p[i] != 0)
+            return i;
     return n;
 }
 
@@ -88,7 +91,8 @@ static void test_interposed(void **state)
 {
     (void)state;
     const char *want = getenv("AP_EXPECT_LIB");
-    if (want == NULL || *want == '\0') want = "liballocprof";
+    if (want == NULL || *want == '\0')
+        want = "liballocprof";
     /* Every entry point whose glibc version would hand out or accept glibc heap memory. */
     static const char *const names[] = {
         "malloc",        "free",     "calloc", "realloc", "posix_memalign",
@@ -120,7 +124,8 @@ static void test_malloc_alignment_small(void **state)
     (void)state;
     for (size_t n = 0; n <= 70000; n++) {
         unsigned char *p = malloc(n);
-        if (n == 0 && p == NULL) continue; /* malloc(0) may return NULL */
+        if (n == 0 && p == NULL)
+            continue; /* malloc(0) may return NULL */
         assert_non_null(p);
         if (!is_aligned(p, 16)) {
             print_error("malloc(%zu) = %p is not 16-byte aligned\n", n, (void *)p);
@@ -479,7 +484,8 @@ static void test_posix_memalign(void **state)
     /* EINVAL: not a power of two, or not a multiple of sizeof(void *). */
     const size_t badalign[] = {0, 1, 2, 4, 3, 12, 24, 48, 100, 4097, (size_t)1 << 63 | 8};
     for (size_t k = 0; k < sizeof badalign / sizeof badalign[0]; k++) {
-        if (badalign[k] == sizeof(void *)) continue;
+        if (badalign[k] == sizeof(void *))
+            continue;
         void *p = (void *)0x1;
         int rc = posix_memalign(&p, badalign[k], 64);
         if (rc != EINVAL) {

@@ -88,7 +88,8 @@ Result work(int tid)
         std::vector<std::uint64_t> vec;
         for (std::uint64_t i = 0; i < (1u << 20); i++)
             vec.push_back(i ^ static_cast<std::uint64_t>(tid));
-        if (vec.capacity() >= vec.size()) r.vec_cap_ok++;
+        if (vec.capacity() >= vec.size())
+            r.vec_cap_ok++;
         for (std::size_t i = 0; i < vec.size(); i += 4099)
             h = mix(h, vec[i]);
         vec.resize(1000);
@@ -99,7 +100,8 @@ Result work(int tid)
         std::string s;
         for (int i = 0; i < 50000; i++) {
             s += static_cast<char>('a' + (i + tid) % 26);
-            if (i % 1000 == 999) s += std::to_string(i);
+            if (i % 1000 == 999)
+                s += std::to_string(i);
         }
         r.string_len = s.size();
         for (std::size_t i = 0; i < s.size(); i += 997)
@@ -124,7 +126,8 @@ Result work(int tid)
         std::deque<std::string> dq;
         for (int i = 0; i < 20000; i++) {
             dq.push_back(std::string(static_cast<std::size_t>(i % 100), 'x'));
-            if (i % 3 == 0) dq.pop_front();
+            if (i % 3 == 0)
+                dq.pop_front();
         }
         h = mix(h, dq.size());
 
@@ -229,7 +232,8 @@ int main()
     std::printf("nothrow new of a huge size: %s\n", nothrow_ok ? "nullptr" : "NOT nullptr");
     std::printf("new of a huge size: %s\n", throw_ok ? "std::bad_alloc" : "NO bad_alloc");
     std::printf("same from a thread: %s\n", thread_ok ? "ok" : "WRONG");
-    if (!nothrow_ok || !throw_ok || !thread_ok) g_failures.fetch_add(1);
+    if (!nothrow_ok || !throw_ok || !thread_ok)
+        g_failures.fetch_add(1);
 
     int f = g_failures.load();
     std::printf("failures: %d\n", f);

@@ -18,7 +18,8 @@ __attribute__((constructor)) static void dlmod_init(void)
 {
     ctor_size = 100000;
     ctor_block = malloc(ctor_size);
-    if (ctor_block != NULL) memset(ctor_block, 'c', ctor_size);
+    if (ctor_block != NULL)
+        memset(ctor_block, 'c', ctor_size);
 }
 
 __attribute__((destructor)) static void dlmod_fini(void)

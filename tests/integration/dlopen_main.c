@@ -48,12 +48,15 @@ int main(int argc, char **argv)
             return 1;
         }
         char *s = describe(r);
-        if (strstr(s, "intact") == NULL) failures++;
-        if (r == 0 || r == ROUNDS - 1) printf("%s\n", s);
+        if (strstr(s, "intact") == NULL)
+            failures++;
+        if (r == 0 || r == ROUNDS - 1)
+            printf("%s\n", s);
         free(s); /* allocated in the module, freed here */
         size_t n = 1000 + (size_t)r * 37;
         char *mine = malloc(n);
-        if (mine == NULL) return 1;
+        if (mine == NULL)
+            return 1;
         memset(mine, 1, n);
         total += consume(mine, n); /* allocated here, freed in the module */
         if (dlclose(h) != 0) {
@@ -66,7 +69,8 @@ int main(int argc, char **argv)
     void *none = dlopen("libdoes-not-exist-allocprof.so.9", RTLD_NOW);
     const char *err = dlerror();
     printf("missing library: %s\n", none == NULL && err != NULL ? "error reported" : "WRONG");
-    if (none != NULL || err == NULL) failures++;
+    if (none != NULL || err == NULL)
+        failures++;
 
     dlclose(libm);
     printf("failures: %d\n", failures);

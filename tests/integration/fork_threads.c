@@ -38,10 +38,12 @@ static void *churn(void *arg)
         seed = seed * 1103515245u + 12345u;
         unsigned i = (seed >> 8) % 64;
         size_t n = 16 + (seed >> 12) % 8192;
-        if ((seed >> 4) % 97 == 0) n = 300000 + (seed >> 16) % 100000; /* an occasional large one */
+        if ((seed >> 4) % 97 == 0)
+            n = 300000 + (seed >> 16) % 100000; /* an occasional large one */
         free(keep[i]);
         keep[i] = malloc(n);
-        if (keep[i] != NULL) memset(keep[i], (int)i, n < 256 ? n : 256);
+        if (keep[i] != NULL)
+            memset(keep[i], (int)i, n < 256 ? n : 256);
     }
     for (int i = 0; i < 64; i++)
         free(keep[i]);
@@ -78,7 +80,8 @@ static int child_work(unsigned salt)
         memset(big, 1, 4 << 20);
     free(big);
     void *c = calloc(1000, 100);
-    if (c == NULL) bad = 1;
+    if (c == NULL)
+        bad = 1;
     free(c);
     return bad;
 }
@@ -98,7 +101,8 @@ static void run_child(int k)
     }
     void *ret = NULL;
     pthread_join(t, &ret);
-    if (ret != NULL) bad = 1;
+    if (ret != NULL)
+        bad = 1;
 
     if (k % 10 == 3) {
         /* A grandchild forked from a child that has already been multi-threaded. */
@@ -108,7 +112,8 @@ static void run_child(int k)
             _exit(child_work((unsigned)k + 7) ? 4 : 0);
         }
         int st = 0;
-        if (g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bad = 1;
+        if (g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad = 1;
     }
     if (k % 10 == 7) {
         /* Leave through exit(): atexit handlers and stdio teardown run in the child. */
@@ -122,7 +127,8 @@ static void run_child(int k)
 
 static int check_status(const char *what, int k, pid_t pid, int st)
 {
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
     if (WIFEXITED(st))
         fprintf(stderr, "fork_threads: %s %d (pid %d) exited with %d\n", what, k, (int)pid,
                 WEXITSTATUS(st));
@@ -157,7 +163,8 @@ int main(void)
             failures++;
             continue;
         }
-        if (pid == 0) run_child(k); /* never returns */
+        if (pid == 0)
+            run_child(k); /* never returns */
         /* The parent keeps allocating too between forks. */
         void *p = malloc(1000 + (size_t)k * 100);
         free(p);

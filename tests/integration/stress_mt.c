@@ -137,7 +137,8 @@ static int verify(const void *p, size_t limit, int tid)
 static size_t pick_size(uint64_t *rs)
 {
     uint64_t r = rng_next(rs);
-    if (r % 400 == 0) return (1u << 20) + (size_t)(r >> 40) % 4096; /* occasionally 1 MiB */
+    if (r % 400 == 0)
+        return (1u << 20) + (size_t)(r >> 40) % 4096; /* occasionally 1 MiB */
     /* log-uniform between 16 and 64 KiB: 2^(4..16) times a random mantissa */
     unsigned e = 4 + (unsigned)((r >> 8) % 12);
     size_t base = (size_t)1 << e;
@@ -172,7 +173,8 @@ static void *alloc_block(size_t size, uint64_t *rs, int tid)
         report("allocation failed", tid, NULL, size, 0, 0);
         return NULL;
     }
-    if (((uintptr_t)p & 15) != 0) report("not 16-byte aligned", tid, p, size, 0, 0);
+    if (((uintptr_t)p & 15) != 0)
+        report("not 16-byte aligned", tid, p, size, 0, 0);
     if (malloc_usable_size(p) < size)
         report("usable size too small", tid, p, size, malloc_usable_size(p), 0);
     return p;
@@ -224,7 +226,8 @@ static void *worker(void *arg)
             atomic_store(&stop_now, 1);
             break;
         }
-        if (atomic_load(&failures) > 20) break;
+        if (atomic_load(&failures) > 20)
+            break;
         unsigned slot = (unsigned)(rng_next(&rs) % WINDOW);
         void *old = live[slot];
         uint64_t action = rng_next(&rs) % 10;
@@ -258,9 +261,11 @@ static void *worker(void *arg)
         }
         size_t size = pick_size(&rs);
         void *p = alloc_block(size, &rs, tid);
-        if (p != NULL) paint(p, size, ((uint64_t)tid << 48) | ++counter);
+        if (p != NULL)
+            paint(p, size, ((uint64_t)tid << 48) | ++counter);
         live[slot] = p;
-        if ((op & 15) == 0) ring_drain(tid, 64);
+        if ((op & 15) == 0)
+            ring_drain(tid, 64);
     }
     for (int i = 0; i < WINDOW; i++) {
         if (live[i] != NULL) {
@@ -273,8 +278,10 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) ops_per_thread = strtol(argv[1], NULL, 10);
-    if (argc > 2) seconds_cap = strtod(argv[2], NULL);
+    if (argc > 1)
+        ops_per_thread = strtol(argv[1], NULL, 10);
+    if (argc > 2)
+        seconds_cap = strtod(argv[2], NULL);
     clock_gettime(CLOCK_MONOTONIC, &t_start);
     for (int i = 0; i < NTHREADS; i++)
         pthread_mutex_init(&rings[i].mu, NULL);

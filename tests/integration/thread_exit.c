@@ -39,7 +39,8 @@ static void tls_destructor(void *p)
 {
     /* Runs at thread exit, after the thread's own code: must still be able to free. */
     unsigned char *b = p;
-    if (b[0] != 0xd7) atomic_fetch_add(&failures, 1);
+    if (b[0] != 0xd7)
+        atomic_fetch_add(&failures, 1);
     free(p);
 }
 
@@ -64,14 +65,16 @@ static void *thread_main(void *arg)
     void *tmp[32];
     for (int k = 0; k < 32; k++) {
         tmp[k] = malloc(size_for(j->id, k));
-        if (tmp[k] != NULL) memset(tmp[k], k, size_for(j->id, k));
+        if (tmp[k] != NULL)
+            memset(tmp[k], k, size_for(j->id, k));
     }
     for (int k = 0; k < 32; k += 2)
         free(tmp[k]);
     for (int k = 0; k < LEFT; k++) {
         j->left_size[k] = size_for(j->id, k * 3);
         j->left[k] = malloc(j->left_size[k]);
-        if (j->left[k] != NULL) memset(j->left[k], (j->id + k) & 0xff, j->left_size[k]);
+        if (j->left[k] != NULL)
+            memset(j->left[k], (j->id + k) & 0xff, j->left_size[k]);
     }
     for (int k = 1; k < 32; k += 2)
         free(tmp[k]);
@@ -108,7 +111,8 @@ static void *detached_main(void *arg)
 
 int main(void)
 {
-    if (pthread_key_create(&tls_key, tls_destructor) != 0) return 2;
+    if (pthread_key_create(&tls_key, tls_destructor) != 0)
+        return 2;
     pthread_attr_t small;
     pthread_attr_init(&small);
     pthread_attr_setstacksize(&small, 64 * 1024);
@@ -126,7 +130,8 @@ int main(void)
             j->id = r * BATCH + i;
             j->given_size = size_for(j->id, 5);
             j->given = malloc(j->given_size);
-            if (j->given == NULL) return 3;
+            if (j->given == NULL)
+                return 3;
             memset(j->given, 0x5e, j->given_size);
             if (pthread_create(&th[i], i % 2 ? &small : NULL, thread_main, j) != 0) {
                 fprintf(stderr, "thread_exit: pthread_create failed\n");
@@ -134,13 +139,15 @@ int main(void)
             }
         }
         pthread_t d;
-        if (pthread_create(&d, &det, detached_main, NULL) == 0) detached_started++;
+        if (pthread_create(&d, &det, detached_main, NULL) == 0)
+            detached_started++;
         for (int i = 0; i < BATCH; i++)
             pthread_join(th[i], NULL);
         /* The threads are gone; what they left must be intact and freeable here. */
         for (int i = 0; i < BATCH; i++) {
             struct job *j = &jobs[i];
-            if (j->given != NULL) atomic_fetch_add(&failures, 1);
+            if (j->given != NULL)
+                atomic_fetch_add(&failures, 1);
             for (int k = 0; k < LEFT; k++) {
                 const unsigned char *b = j->left[k];
                 if (b == NULL) {

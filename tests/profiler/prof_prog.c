@@ -26,13 +26,48 @@
 
 static volatile unsigned long sink;
 
-NOINLINE void *site_small(size_t n) { void *p = malloc(n); memset(p, 1, n); return p; }
-NOINLINE void *site_big(size_t n) { void *p = malloc(n); memset(p, 2, 64); return p; }
-NOINLINE void *site_mid(size_t n) { void *p = malloc(n); memset(p, 3, n); return p; }
-NOINLINE void *site_thread_a(size_t n) { void *p = malloc(n); memset(p, 4, n); return p; }
-NOINLINE void *site_thread_b(size_t n) { void *p = malloc(n); memset(p, 5, n); return p; }
-NOINLINE void *site_child(size_t n) { void *p = malloc(n); memset(p, 6, n); return p; }
-NOINLINE void *site_parent(size_t n) { void *p = malloc(n); memset(p, 7, n); return p; }
+NOINLINE void *site_small(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 1, n);
+    return p;
+}
+NOINLINE void *site_big(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 2, 64);
+    return p;
+}
+NOINLINE void *site_mid(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 3, n);
+    return p;
+}
+NOINLINE void *site_thread_a(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 4, n);
+    return p;
+}
+NOINLINE void *site_thread_b(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 5, n);
+    return p;
+}
+NOINLINE void *site_child(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 6, n);
+    return p;
+}
+NOINLINE void *site_parent(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 7, n);
+    return p;
+}
 
 /* small: 2,000,000 x 48 B freed; big: 1000 x 100000 B kept; mid: 20000 x 3000 B kept */
 static void mode_sites(void)

@@ -43,8 +43,8 @@ static void calloc_zeroes_reused_memory(void **state)
 
 static void realloc_across_classes_keeps_data(void **state)
 {
-    size_t steps[] = {1, 15, 16, 17, 100, 1000, 5000, 70000, 300000, 3 << 20, 40 << 20,
-                      3 << 20, 300000, 70000, 1000, 17, 1};
+    size_t steps[] = {1,       15,       16,      17,     100,   1000, 5000, 70000, 300000,
+                      3 << 20, 40 << 20, 3 << 20, 300000, 70000, 1000, 17,   1};
     unsigned char *p = NULL;
     size_t have = 0;
     for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {

@@ -12,6 +12,9 @@
 #include "tcache_inline.h"
 
 /* Heap statistics of the allocator under test. */
-static inline void stats(ap_stats_t *st) { ap_stats_get(st); }
+static inline void stats(ap_stats_t *st)
+{
+    ap_stats_get(st);
+}
 
 #endif

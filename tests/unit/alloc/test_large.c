@@ -110,7 +110,10 @@ static void rss_falls_after_big_heap_freed(void **state)
     assert_true(after - base < (peak - base) / 4);
 }
 
-static void *fail_map(size_t n) { return NULL; }
+static void *fail_map(size_t n)
+{
+    return NULL;
+}
 
 static void oom_sets_enomem(void **state)
 {

@@ -145,7 +145,10 @@ static void dirty_pages_return_to_os(void **state)
     ap_heap.dirty_limit_pages = 0;
 }
 
-static void *fail_map(size_t n) { return NULL; }
+static void *fail_map(size_t n)
+{
+    return NULL;
+}
 
 static void out_of_memory_is_clean(void **state)
 {
@@ -162,10 +165,8 @@ static void out_of_memory_is_clean(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(split_and_coalesce),
-        cmocka_unit_test(alignment),
-        cmocka_unit_test(grow_and_shrink_in_place),
-        cmocka_unit_test(dirty_pages_return_to_os),
+        cmocka_unit_test(split_and_coalesce),       cmocka_unit_test(alignment),
+        cmocka_unit_test(grow_and_shrink_in_place), cmocka_unit_test(dirty_pages_return_to_os),
         cmocka_unit_test(out_of_memory_is_clean),
     };
     return cmocka_run_group_tests_name("alloc.pageheap", tests, setup, teardown);

@@ -171,10 +171,8 @@ static void class_stats_add_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(refill_slow_start),
-        cmocka_unit_test(overflow_flushes_one_batch),
-        cmocka_unit_test(cross_thread_free),
-        cmocka_unit_test(thread_exit_drains_cache),
+        cmocka_unit_test(refill_slow_start),  cmocka_unit_test(overflow_flushes_one_batch),
+        cmocka_unit_test(cross_thread_free),  cmocka_unit_test(thread_exit_drains_cache),
         cmocka_unit_test(class_stats_add_up),
     };
     return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
