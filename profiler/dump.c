@@ -181,18 +181,21 @@ static int open_and_register(char *err, size_t errlen)
 static void fork_prepare(void)
 {
     ap_lock(&dump_lock);
+    ap_unwind_fork_wait();
     ap_bucket_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     ap_bucket_fork_parent();
+    ap_unwind_fork_done();
     ap_unlock(&dump_lock);
 }
 
 static void fork_child(void)
 {
     ap_bucket_fork_child();
+    ap_unwind_fork_done();
     ap_lock_init(&dump_lock);
     ap_prof_tls.tid = 0;
     db = NULL; /* the parent's connection must not be used here; it is left as is */

@@ -60,6 +60,8 @@ int64_t ap_sampler_next_interval(void);
 uint64_t ap_sampler_weight_fp(size_t n);
 uint32_t ap_prof_tid(void);
 int ap_parse_size(const char *s, uint64_t *out);
+void ap_unwind_fork_wait(void); /* fork: wait for unwinds in flight, hold new ones */
+void ap_unwind_fork_done(void);
 
 /* ---- stack.c ---- */
 

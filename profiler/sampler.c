@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,10 +253,43 @@ static uint32_t class_bytes_of(const void *p, size_t n)
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
 }
 
+/* Unwinding takes libunwind's and the loader's internal locks. A fork while
+ * another thread is inside them would leave them held in the child, so fork
+ * waits for unwinds in flight (ap_unwind_fork_wait) and no new one starts
+ * until it is done. seq_cst on both sides: either the sampler sees
+ * `forking`, or fork sees the sampler in `unwinding`. */
+static _Atomic int unwinding, forking;
+
+static int capture_stack(uint64_t *frames)
+{
+    for (;;) {
+        atomic_fetch_add(&unwinding, 1);
+        if (!atomic_load(&forking))
+            break;
+        atomic_fetch_sub(&unwinding, 1);
+        sched_yield();
+    }
+    int depth = ap_stack_capture(frames, ap_prof_cfg.depth);
+    atomic_fetch_sub(&unwinding, 1);
+    return depth;
+}
+
+void ap_unwind_fork_wait(void)
+{
+    atomic_store(&forking, 1);
+    while (atomic_load(&unwinding))
+        sched_yield();
+}
+
+void ap_unwind_fork_done(void)
+{
+    atomic_store(&forking, 0);
+}
+
 static void record(void *p, size_t n)
 {
     uint64_t frames[AP_MAX_DEPTH];
-    int depth = ap_stack_capture(frames, ap_prof_cfg.depth);
+    int depth = capture_stack(frames);
     uint32_t tid = ap_prof_tid();
     ap_lock(&ap_prof_lock);
     uint32_t sid = ap_stack_intern_locked(frames, depth);
