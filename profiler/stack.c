@@ -72,6 +72,14 @@ int ap_stack_init(char *err, size_t errlen)
         snprintf(err, errlen, "libunwind.so.8 has no unw_backtrace");
         return -1;
     }
+    /* Per-thread unwind caches: no lock shared between sampling threads.
+     * (libunwind's names: _ULx86_64_* are what unw_set_caching_policy and
+     * unw_local_addr_space expand to; the value is UNW_CACHE_PER_THREAD.) */
+    typedef int (*policy_fn)(void *, int);
+    policy_fn set_policy = (policy_fn)dlsym(h, "_ULx86_64_set_caching_policy");
+    void **local_as = (void **)dlsym(h, "_ULx86_64_local_addr_space");
+    if (set_policy && local_as)
+        set_policy(*local_as, 2);
     stacks = ap_os_map(MAX_STACKS * sizeof *stacks);
     frames_arena = ap_os_map(MAX_FRAMES * sizeof *frames_arena);
     index_cap = 1u << 12;
