@@ -216,6 +216,7 @@ typedef struct {
     ap_lock_t lock;
     ap_span_t exact[AP_HEAP_EXACT_LISTS + 1]; /* sentinels, index = length */
     ap_span_t longer;                         /* sentinel: spans > 128 pages */
+    uint64_t nonempty[3];                     /* bit n: exact[n] has spans */
     ap_span_t *span_freelist;                 /* recycled span structs */
     size_t free_dirty_pages;                  /* free, still backed by memory */
     size_t free_clean_pages;                  /* free, released to the OS */

@@ -129,6 +129,8 @@ static void free_insert_locked(ap_span_t *s)
     atomic_store_explicit(&s->nflagged, 0, memory_order_relaxed);
     ap_pagemap_set(first_page(s), s, 0);
     ap_pagemap_set(last_page(s), s, 0);
+    if (s->npages <= AP_HEAP_EXACT_LISTS)
+        ap_heap.nonempty[s->npages >> 6] |= (uint64_t)1 << (s->npages & 63);
     if (s->returned) {
         list_insert_after(h->prev, s);
         ap_heap.free_clean_pages += s->npages;
@@ -142,6 +144,8 @@ static void free_remove_locked(ap_span_t *s)
 {
     ap_assert(s->state == AP_SPAN_FREE);
     list_remove(s);
+    if (s->npages <= AP_HEAP_EXACT_LISTS && list_empty(&ap_heap.exact[s->npages]))
+        ap_heap.nonempty[s->npages >> 6] &= ~((uint64_t)1 << (s->npages & 63));
     if (s->returned)
         ap_heap.free_clean_pages -= s->npages;
     else
@@ -196,9 +200,14 @@ static int split_tail_locked(ap_span_t *s, size_t npages)
 
 static ap_span_t *find_free_locked(size_t npages)
 {
-    for (size_t n = npages; n <= AP_HEAP_EXACT_LISTS; n++)
-        if (!list_empty(&ap_heap.exact[n]))
-            return ap_heap.exact[n].next;
+    /* the shortest non-empty exact list of at least npages, by bitmap */
+    for (size_t w = npages >> 6; npages <= AP_HEAP_EXACT_LISTS && w < 3; w++) {
+        uint64_t bits = ap_heap.nonempty[w];
+        if (w == npages >> 6)
+            bits &= ~(uint64_t)0 << (npages & 63);
+        if (bits)
+            return ap_heap.exact[(w << 6) + (size_t)__builtin_ctzll(bits)].next;
+    }
     ap_span_t *best = NULL;
     for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
         if (s->npages >= npages && (!best || s->npages < best->npages ||
@@ -463,9 +472,13 @@ static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dir
 bool ap_pageheap_validate_locked(void)
 {
     size_t dirty = 0, clean = 0;
-    for (size_t n = 1; n <= AP_HEAP_EXACT_LISTS; n++)
+    for (size_t n = 1; n <= AP_HEAP_EXACT_LISTS; n++) {
         if (!validate_list_locked(&ap_heap.exact[n], n, n, &dirty, &clean))
             return false;
+        bool bit = (ap_heap.nonempty[n >> 6] >> (n & 63)) & 1;
+        if (bit == list_empty(&ap_heap.exact[n]))
+            return false; /* the bitmap must mirror the lists */
+    }
     if (!validate_list_locked(&ap_heap.longer, AP_HEAP_EXACT_LISTS + 1, SIZE_MAX, &dirty, &clean))
         return false;
     return dirty == ap_heap.free_dirty_pages && clean == ap_heap.free_clean_pages;
