@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "id_index.h"
 #include "profiler_internal.h"
 
 #define MAX_BUCKETS (1u << 22)
@@ -26,8 +27,7 @@ AP_HIDDEN _Atomic uint64_t ap_prof_dropped;
 
 static ap_bucket_t *buckets;
 static _Atomic uint32_t nbuckets;
-static uint32_t *bindex; /* bucket + 1 */
-static uint32_t bindex_cap;
+static ap_id_index_t bucket_index;
 static ap_thread_rec_t *threads;
 static _Atomic uint32_t nthreads;
 
@@ -70,10 +70,8 @@ bool ap_live_maybe(uintptr_t p)
 int ap_bucket_init(void)
 {
     buckets = ap_os_map(MAX_BUCKETS * sizeof *buckets);
-    bindex_cap = 1u << 12;
-    bindex = ap_os_map(bindex_cap * sizeof *bindex);
     threads = ap_os_map(MAX_THREADS * sizeof *threads);
-    return buckets && bindex && threads ? 0 : -1;
+    return buckets && threads && ap_id_index_init(&bucket_index, 1u << 12) ? 0 : -1;
 }
 
 static uint32_t mix32(uint64_t k)
@@ -84,44 +82,34 @@ static uint32_t mix32(uint64_t k)
     return (uint32_t)k;
 }
 
-static bool grow_bindex_locked(void)
+static uint32_t key_hash(uint32_t stack_id, uint32_t tid)
 {
-    uint32_t cap = bindex_cap * 2;
-    uint32_t *t = ap_os_map(cap * sizeof *t);
-    if (!t)
-        return false;
-    uint32_t n = atomic_load_explicit(&nbuckets, memory_order_relaxed);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t s = mix32((uint64_t)buckets[i].stack_id << 32 | buckets[i].tid) & (cap - 1);
-        while (t[s])
-            s = (s + 1) & (cap - 1);
-        t[s] = i + 1;
-    }
-    ap_os_unmap(bindex, bindex_cap * sizeof *bindex);
-    bindex = t;
-    bindex_cap = cap;
-    return true;
+    return mix32((uint64_t)stack_id << 32 | tid);
+}
+
+static uint32_t bucket_hash_of(uint32_t idx)
+{
+    return key_hash(buckets[idx].stack_id, buckets[idx].tid);
+}
+
+static bool bucket_matches(uint32_t idx, const void *key)
+{
+    const uint32_t *k = key; /* {stack_id, tid} */
+    return buckets[idx].stack_id == k[0] && buckets[idx].tid == k[1];
 }
 
 uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid)
 {
-    uint32_t s = mix32((uint64_t)stack_id << 32 | tid) & (bindex_cap - 1);
-    for (uint32_t v; (v = bindex[s]); s = (s + 1) & (bindex_cap - 1))
-        if (buckets[v - 1].stack_id == stack_id && buckets[v - 1].tid == tid)
-            return v - 1;
+    const uint32_t key[2] = {stack_id, tid};
+    uint32_t h = key_hash(stack_id, tid), slot;
+    uint32_t idx = ap_id_index_find(&bucket_index, h, bucket_matches, key, &slot);
+    if (idx != UINT32_MAX)
+        return idx;
     uint32_t n = atomic_load_explicit(&nbuckets, memory_order_relaxed);
-    if (n >= MAX_BUCKETS)
+    if (n >= MAX_BUCKETS || !ap_id_index_add(&bucket_index, n, h, slot, bucket_hash_of))
         return UINT32_MAX;
-    if ((n + 1) * 2 > bindex_cap) {
-        if (!grow_bindex_locked())
-            return UINT32_MAX;
-        s = mix32((uint64_t)stack_id << 32 | tid) & (bindex_cap - 1);
-        while (bindex[s])
-            s = (s + 1) & (bindex_cap - 1);
-    }
     buckets[n].stack_id = stack_id;
     buckets[n].tid = tid;
-    bindex[s] = n + 1;
     atomic_store_explicit(&nbuckets, n + 1, memory_order_release);
     return n;
 }

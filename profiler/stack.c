@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "id_index.h"
 #include "profiler_internal.h"
 
 #define MAX_STACKS (1u << 22)
@@ -39,8 +40,7 @@ static stack_entry_t *stacks;
 static uint64_t *frames_arena;
 static size_t frames_used;
 static _Atomic uint32_t nstacks;
-static uint32_t *index_tab; /* id + 1, 0 = empty */
-static uint32_t index_cap;
+static ap_id_index_t stack_index;
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -82,9 +82,7 @@ int ap_stack_init(char *err, size_t errlen)
         set_policy(*local_as, 2);
     stacks = ap_os_map(MAX_STACKS * sizeof *stacks);
     frames_arena = ap_os_map(MAX_FRAMES * sizeof *frames_arena);
-    index_cap = 1u << 12;
-    index_tab = ap_os_map(index_cap * sizeof *index_tab);
-    if (!stacks || !frames_arena || !index_tab) {
+    if (!stacks || !frames_arena || !ap_id_index_init(&stack_index, 1u << 12)) {
         snprintf(err, errlen, "cannot map the stack table");
         return -1;
     }
@@ -115,49 +113,39 @@ static uint64_t hash_frames(const uint64_t *f, int depth)
     return h;
 }
 
-static bool grow_index_locked(void)
+struct stack_key {
+    const uint64_t *frames;
+    uint64_t hash;
+    uint32_t depth;
+};
+
+static bool stack_matches(uint32_t id, const void *key)
 {
-    uint32_t cap = index_cap * 2;
-    uint32_t *t = ap_os_map(cap * sizeof *t);
-    if (!t)
-        return false;
-    uint32_t n = atomic_load_explicit(&nstacks, memory_order_relaxed);
-    for (uint32_t id = 0; id < n; id++) {
-        uint32_t slot = (uint32_t)stacks[id].hash & (cap - 1);
-        while (t[slot])
-            slot = (slot + 1) & (cap - 1);
-        t[slot] = id + 1;
-    }
-    ap_os_unmap(index_tab, index_cap * sizeof *index_tab);
-    index_tab = t;
-    index_cap = cap;
-    return true;
+    const struct stack_key *k = key;
+    const stack_entry_t *e = &stacks[id];
+    return e->hash == k->hash && e->depth == k->depth &&
+           !memcmp(frames_arena + e->off, k->frames, (size_t)k->depth * sizeof *k->frames);
+}
+
+static uint32_t stack_hash_of(uint32_t id)
+{
+    return (uint32_t)stacks[id].hash;
 }
 
 uint32_t ap_stack_intern_locked(const uint64_t *f, int depth)
 {
-    uint64_t h = hash_frames(f, depth);
-    uint32_t slot = (uint32_t)h & (index_cap - 1);
-    for (uint32_t v; (v = index_tab[slot]); slot = (slot + 1) & (index_cap - 1)) {
-        stack_entry_t *e = &stacks[v - 1];
-        if (e->hash == h && e->depth == (uint32_t)depth &&
-            !memcmp(frames_arena + e->off, f, (size_t)depth * sizeof *f))
-            return v - 1;
-    }
-    uint32_t id = atomic_load_explicit(&nstacks, memory_order_relaxed);
-    if (id >= MAX_STACKS || frames_used + (size_t)depth > MAX_FRAMES)
+    struct stack_key k = {f, hash_frames(f, depth), (uint32_t)depth};
+    uint32_t slot;
+    uint32_t id = ap_id_index_find(&stack_index, (uint32_t)k.hash, stack_matches, &k, &slot);
+    if (id != UINT32_MAX)
+        return id;
+    id = atomic_load_explicit(&nstacks, memory_order_relaxed);
+    if (id >= MAX_STACKS || frames_used + (size_t)depth > MAX_FRAMES ||
+        !ap_id_index_add(&stack_index, id, (uint32_t)k.hash, slot, stack_hash_of))
         return UINT32_MAX;
-    if ((id + 1) * 2 > index_cap) {
-        if (!grow_index_locked())
-            return UINT32_MAX;
-        slot = (uint32_t)h & (index_cap - 1);
-        while (index_tab[slot])
-            slot = (slot + 1) & (index_cap - 1);
-    }
     memcpy(frames_arena + frames_used, f, (size_t)depth * sizeof *f);
-    stacks[id] = (stack_entry_t){h, (uint32_t)frames_used, (uint32_t)depth};
+    stacks[id] = (stack_entry_t){k.hash, (uint32_t)frames_used, (uint32_t)depth};
     frames_used += (size_t)depth;
-    index_tab[slot] = id + 1;
     atomic_store_explicit(&nstacks, id + 1, memory_order_release);
     return id;
 }
