@@ -230,7 +230,8 @@ void ap_prof_init(void)
         return;
     }
     ap_prof_tls.busy = 1;
-    if (ap_stack_init(err, sizeof err) != 0 || ap_bucket_init() != 0 ||
+    if (ap_unwind_init(getenv("ALLOCPROF_UNWIND"), err, sizeof err) != 0 ||
+        ap_stack_init(err, sizeof err) != 0 || ap_bucket_init() != 0 ||
         load_writer(err, sizeof err) != 0) {
         say("profiling disabled", err);
     } else if (open_and_register(err, sizeof err) != 0) {
@@ -265,6 +266,7 @@ void ap_prof_exit(void)
     if (atomic_load(&ap_dump_need_restart))
         ap_dump_child_restart();
     do_dump("exit", true);
+    ap_unwind_report();
     ap_prof_active = 0; /* later frees (other destructors) need no accounting */
     ap_lock(&dump_lock);
     if (db) /* the last connection out folds the WAL into the file */

@@ -5,7 +5,8 @@
  *   ap_prof_sampled(p, n): the countdown crossed zero for the allocation p of
  *     n requested bytes (p may be NULL: then only the countdown is reset);
  *   ap_prof_free(p): p, about to be freed, may be a sampled object;
- *   ap_prof_take/ap_prof_put_back: realloc's "free" half, undone on failure.
+ *   ap_prof_take/ap_prof_put_back: realloc's "free" half, undone on failure;
+ *   ap_unwind_invalidate: called by the shim's dlclose.
  */
 #ifndef AP_PROFILER_H
 #define AP_PROFILER_H
@@ -27,6 +28,8 @@ void ap_prof_init(void);
 void ap_prof_exit(void);
 void *ap_prof_sampled(void *p, size_t n);
 void ap_prof_free(void *p);
+/* dlclose ran: cached unwind rules of unloaded code must not be reused */
+void ap_unwind_invalidate(void);
 
 typedef struct {
     uintptr_t ptr;

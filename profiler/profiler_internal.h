@@ -1,7 +1,8 @@
 /*
  * profiler_internal.h — types and cross-file functions of profiler/.
  *   sampler.c   configuration, per-thread state, intervals and weights
- *   stack.c     stack capture (libunwind, loaded privately) and the stack table
+ *   unwind.c    stack capture: cached .eh_frame rules, libunwind as the fallback
+ *   stack.c     the stack table
  *   bucket.c    buckets per (stack, thread) and the table of live sampled objects
  *   dump.c      dump triggers: writer thread, signal, interval, peak, exit, fork
  *   db_writer.c the SQLite writer (a private, hidden copy of SQLite)
@@ -60,13 +61,27 @@ int64_t ap_sampler_next_interval(void);
 uint64_t ap_sampler_weight_fp(size_t n);
 uint32_t ap_prof_tid(void);
 int ap_parse_size(const char *s, uint64_t *out);
-void ap_unwind_fork_wait(void); /* fork: wait for unwinds in flight, hold new ones */
+
+/* ---- unwind.c ---- */
+
+int ap_unwind_init(const char *how, char *err, size_t errlen); /* how: ALLOCPROF_UNWIND */
+/* Where a walk starts: a function's own ip, sp and rbp, taken with
+ * AP_UNWIND_HERE. Valid until that function returns. */
+typedef struct {
+    uintptr_t ip, sp, bp;
+} ap_unwind_ctx_t;
+#define AP_UNWIND_HERE(c)                                                                          \
+    __asm__ volatile("lea 1f(%%rip), %0\n1:\n\tmov %%rsp, %1\n\tmov %%rbp, %2"                     \
+                     : "=r"((c).ip), "=r"((c).sp), "=r"((c).bp))
+/* The stack from `from` (NULL: from here) outwards, our own frames dropped: its depth. */
+int ap_unwind_capture(uint64_t *frames, int max, const ap_unwind_ctx_t *from);
+void ap_unwind_fork_wait(void); /* fork: wait for slow unwinds in flight, hold new ones */
 void ap_unwind_fork_done(void);
+void ap_unwind_report(void); /* ALLOCPROF_UNWIND=check: the tally, on stderr */
 
 /* ---- stack.c ---- */
 
 int ap_stack_init(char *err, size_t errlen);
-int ap_stack_capture(uint64_t *frames, int max);
 /* Intern a stack: its id, or UINT32_MAX when the table is full. prof_lock held. */
 uint32_t ap_stack_intern_locked(const uint64_t *frames, int depth);
 uint32_t ap_stack_count(void);

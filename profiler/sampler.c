@@ -228,8 +228,11 @@ uint64_t ap_sampler_weight_fp(size_t n)
     uint64_t rate = ap_prof_cfg.rate;
     if (rate <= 1)
         return 1u << AP_WFP_SHIFT;
-    double p = ap_one_minus_exp_neg((double)n / (double)rate);
-    double w = 1.0 / p;
+    double x = (double)n / (double)rate, w;
+    if (x < 0.25) /* Laurent series: 1/x + 1/2 + x/12 - x^3/720, next term x^5/30240 < 1e-8 w */
+        w = 1.0 / x + 0.5 + x * (1.0 / 12 - x * x * (1.0 / 720));
+    else
+        w = 1.0 / ap_one_minus_exp_neg(x);
     return (uint64_t)(w * (1u << AP_WFP_SHIFT) + 0.5);
 }
 
@@ -253,43 +256,10 @@ static uint32_t class_bytes_of(const void *p, size_t n)
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
 }
 
-/* Unwinding takes libunwind's and the loader's internal locks. A fork while
- * another thread is inside them would leave them held in the child, so fork
- * waits for unwinds in flight (ap_unwind_fork_wait) and no new one starts
- * until it is done. seq_cst on both sides: either the sampler sees
- * `forking`, or fork sees the sampler in `unwinding`. */
-static _Atomic int unwinding, forking;
-
-static int capture_stack(uint64_t *frames)
-{
-    for (;;) {
-        atomic_fetch_add(&unwinding, 1);
-        if (!atomic_load(&forking))
-            break;
-        atomic_fetch_sub(&unwinding, 1);
-        sched_yield();
-    }
-    int depth = ap_stack_capture(frames, ap_prof_cfg.depth);
-    atomic_fetch_sub(&unwinding, 1);
-    return depth;
-}
-
-void ap_unwind_fork_wait(void)
-{
-    atomic_store(&forking, 1);
-    while (atomic_load(&unwinding))
-        sched_yield();
-}
-
-void ap_unwind_fork_done(void)
-{
-    atomic_store(&forking, 0);
-}
-
-static void record(void *p, size_t n)
+static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
-    int depth = capture_stack(frames);
+    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from);
     uint32_t tid = ap_prof_tid();
     ap_lock(&ap_prof_lock);
     uint32_t sid = ap_stack_intern_locked(frames, depth);
@@ -338,7 +308,9 @@ void *ap_prof_sampled(void *p, size_t n)
     t->busy = 1;
     if (ap_unlikely(atomic_load_explicit(&ap_dump_need_restart, memory_order_relaxed)))
         ap_dump_child_restart();
-    record(p, n);
+    ap_unwind_ctx_t here; /* the walk starts in this frame, not three calls deeper */
+    AP_UNWIND_HERE(here);
+    record(p, n, &here);
     ap_sample_left = ap_sampler_next_interval();
     t->busy = 0;
     return p;

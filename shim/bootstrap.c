@@ -10,8 +10,11 @@
  *   - thread exit: the thread cache arms a pthread key whose destructor
  *     drains it (tcache.c);
  *   - profiling: ap_prof_init reads ALLOCPROF_* and starts the profiler
- *     when ALLOCPROF_OUTPUT is set; the destructor writes the exit dump.
+ *     when ALLOCPROF_OUTPUT is set; the destructor writes the exit dump;
+ *   - dlclose: interposed so that the profiler's cached unwind rules for the
+ *     unloaded code are dropped (profiler/unwind.c).
  */
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include "shim_internal.h"
@@ -27,4 +30,14 @@ __attribute__((constructor(101))) static void ap_shim_start(void)
 __attribute__((destructor(101))) static void ap_shim_stop(void)
 {
     ap_prof_exit();
+}
+
+AP_EXPORT int dlclose(void *handle)
+{
+    static int (*next)(void *);
+    if (!next)
+        next = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    int r = next(handle);
+    ap_unwind_invalidate();
+    return r;
 }

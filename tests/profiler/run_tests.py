@@ -312,6 +312,37 @@ def case_unwritable():
     check(r.returncode == 127 and r.stderr.count("\n") == 1, f"missing program: {r.stderr!r}")
 
 
+def unwind_check(args, min_compared, **kw):
+    """Runs args with every allocation sampled and each stack walked both ways."""
+    env = dict(os.environ, LD_PRELOAD=LIB, ALLOCPROF_OUTPUT=os.path.join(TMP, "u.db"),
+               ALLOCPROF_RATE="1", ALLOCPROF_UNWIND="check")
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, **kw)
+    check(r.returncode == 0, f"{args} exited {r.returncode}: {r.stderr[-2000:]}")
+    tallies = [l for l in r.stderr.splitlines() if l.startswith("allocprof: unwind check:")]
+    check(tallies, f"{args}: no unwind tally in {r.stderr[-2000:]!r}")
+    compared = fallback = 0
+    for t in tallies:  # one per process
+        words = t.split()
+        check(words[6] == "0", f"{args}: fast walk differs from libunwind:\n{r.stderr[-4000:]}")
+        compared += int(words[3])
+        fallback += int(words[8])
+    check(compared >= min_compared, f"{args}: only {compared} stacks compared")
+    return compared, fallback
+
+
+def case_unwind_check():
+    # our frame shapes; stacks through a signal frame are libunwind's (200 handler calls)
+    n, fb = unwind_check([os.environ["AP_UNWIND_PROG"]], 15000)
+    check(fb >= 200, f"signal frames should fall back to libunwind: {fb}")
+    # dlopen/dlclose cycles: rules of unloaded code must not be reused
+    unwind_check([os.environ["AP_DLOPEN_MAIN"], os.environ["AP_DLMOD"]], 1000)
+    # a large real program: the interpreter's own frames, libc, libpython, extension modules
+    unwind_check(["python3", "-c", "import json, re\n"
+                  "d = [{'k': str(i), 'v': [i] * 5} for i in range(20000)]\n"
+                  "s = json.dumps(d); assert len(json.loads(s)) == 20000\n"
+                  "assert len(re.findall(r'k', s)) == 20000"], 2000)
+
+
 if __name__ == "__main__":
     name = sys.argv[1]
     if name == "program_using_sqlite" and subprocess.run(["python3", "-c", "import sqlite3"]).returncode:
