@@ -642,9 +642,8 @@ void ap_unwind_fork_done(void)
 static uint64_t derive(uint64_t ip, uint32_t g)
 {
     struct find_mod m = {(uintptr_t)ip - 1, 0, false};
-    slow_enter();
+    slow_enter(); /* the loader's lock and our insert lock: not across a fork */
     dl_iterate_phdr(find_mod_cb, &m);
-    slow_leave();
     uint64_t rule;
     if (!m.found) /* not in any module (JIT code): follow the frame pointer, as libunwind does */
         rule = make_rule(K_RBP, 16, -16, g);
@@ -653,6 +652,7 @@ static uint64_t derive(uint64_t ip, uint32_t g)
     else
         rule = rule_from_eh(m.hdr, (uintptr_t)ip - 1, g);
     cache_put(ip, rule);
+    slow_leave();
     return rule;
 }
 
