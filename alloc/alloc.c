@@ -135,10 +135,16 @@ void *ap_realloc(void *p, size_t n)
             return q;
     }
     /* Growing past the block: take at least 25 % more than it had, so a
-     * buffer grown by small steps moves O(log n) times, not once per class. */
+     * buffer grown by small steps moves O(log n) times, not once per class.
+     * A large block that moves gets room to double in place: pages past what
+     * the program writes are never touched (not resident when fresh), and a
+     * buffer grown by doubling (Rust's Vec, many C arrays) is copied once per
+     * two doublings instead of every time. */
     size_t want = n;
     if (n > old && n <= AP_MAX_SMALL && n < old + old / 4)
         want = old + old / 4 <= AP_MAX_SMALL ? old + old / 4 : AP_MAX_SMALL;
+    else if (n > old && n > AP_MAX_SMALL && n < AP_HUGE_THRESHOLD / 2)
+        want = 2 * n;
     void *q = ap_malloc(want);
     if (!q && want != n)
         q = ap_malloc(n);

@@ -218,6 +218,7 @@ typedef struct {
     ap_span_t longer;                         /* sentinel: spans > 128 pages */
     uint64_t nonempty[3];                     /* bit n: exact[n] has spans */
     ap_span_t *span_freelist;                 /* recycled span structs */
+    uintptr_t span_carve, span_carve_end;     /* never-used span structs */
     size_t free_dirty_pages;                  /* free, still backed by memory */
     size_t free_clean_pages;                  /* free, released to the OS */
     size_t inuse_pages;                       /* SMALL + LARGE spans */

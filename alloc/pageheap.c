@@ -64,17 +64,20 @@ static ap_span_t *span_new_locked(void)
 {
     ap_span_t *s = ap_heap.span_freelist;
     if (!s) {
-        size_t chunk = 64u << 10;
-        char *m = ap_os_map(chunk);
-        if (!m)
-            return NULL;
-        ap_heap.meta_bytes += chunk;
-        for (size_t off = 0; off + sizeof(ap_span_t) <= chunk; off += sizeof(ap_span_t)) {
-            ap_span_t *t = (ap_span_t *)(m + off);
-            t->next = ap_heap.span_freelist;
-            ap_heap.span_freelist = t;
+        /* carve from a 64 KiB chunk as needed: untouched structs stay unresident */
+        if (ap_heap.span_carve + sizeof(ap_span_t) > ap_heap.span_carve_end) {
+            size_t chunk = 64u << 10;
+            char *m = ap_os_map(chunk);
+            if (!m)
+                return NULL;
+            ap_heap.meta_bytes += chunk;
+            ap_heap.span_carve = (uintptr_t)m;
+            ap_heap.span_carve_end = (uintptr_t)m + chunk;
         }
-        s = ap_heap.span_freelist;
+        s = (ap_span_t *)ap_heap.span_carve;
+        ap_heap.span_carve += sizeof(ap_span_t);
+        memset(s, 0, sizeof *s);
+        return s;
     }
     ap_heap.span_freelist = s->next;
     memset(s, 0, sizeof *s);
