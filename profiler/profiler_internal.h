@@ -82,8 +82,10 @@ void ap_unwind_report(void); /* ALLOCPROF_UNWIND=check: the tally, on stderr */
 /* ---- stack.c ---- */
 
 int ap_stack_init(char *err, size_t errlen);
-/* Intern a stack: its id, or UINT32_MAX when the table is full. prof_lock held. */
-uint32_t ap_stack_intern_locked(const uint64_t *frames, int depth);
+uint64_t ap_stack_hash(const uint64_t *frames, int depth);
+/* Intern a stack (hash = ap_stack_hash): its id, or UINT32_MAX when the table
+ * is full. prof_lock held. */
+uint32_t ap_stack_intern_locked(const uint64_t *frames, int depth, uint64_t hash);
 uint32_t ap_stack_count(void);
 const uint64_t *ap_stack_frames(uint32_t id, int *depth);
 

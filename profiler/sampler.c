@@ -256,20 +256,52 @@ static uint32_t class_bytes_of(const void *p, size_t n)
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
 }
 
+/* A per-thread memo of recent stacks: hash -> bucket. A hit (same thread id,
+ * the bucket's stack has exactly these frames) skips prof_lock and both table
+ * lookups. Entries never go stale: stacks and buckets are never removed. A
+ * forked child has a new thread id, so the parent's entries miss there. */
+#define MEMO 16
+typedef struct {
+    uint64_t hash;
+    uint32_t bucket;
+    uint32_t tid;
+} memo_t;
+static AP_TLS memo_t memo[MEMO];
+
+static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, int depth)
+{
+    const memo_t *m = &memo[hash % MEMO];
+    if (m->hash != hash || m->tid != tid)
+        return UINT32_MAX;
+    int d;
+    const uint64_t *f = ap_stack_frames(ap_bucket_at(m->bucket)->stack_id, &d);
+    if (d != depth)
+        return UINT32_MAX;
+    for (int i = 0; i < depth; i++)
+        if (f[i] != frames[i])
+            return UINT32_MAX;
+    return m->bucket;
+}
+
 static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
     int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from);
     uint32_t tid = ap_prof_tid();
-    ap_lock(&ap_prof_lock);
-    uint32_t sid = ap_stack_intern_locked(frames, depth);
-    uint32_t b = sid == UINT32_MAX ? UINT32_MAX : ap_bucket_get_locked(sid, tid);
-    if (b != UINT32_MAX)
-        ap_thread_note_locked(tid);
-    ap_unlock(&ap_prof_lock);
+    uint64_t hash = ap_stack_hash(frames, depth);
+    uint32_t b = memo_find(hash, tid, frames, depth);
     if (b == UINT32_MAX) {
-        atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
-        return;
+        ap_lock(&ap_prof_lock);
+        uint32_t sid = ap_stack_intern_locked(frames, depth, hash);
+        b = sid == UINT32_MAX ? UINT32_MAX : ap_bucket_get_locked(sid, tid);
+        if (b != UINT32_MAX)
+            ap_thread_note_locked(tid);
+        ap_unlock(&ap_prof_lock);
+        if (b == UINT32_MAX) {
+            atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
+            return;
+        }
+        memo[hash % MEMO] = (memo_t){hash, b, tid};
     }
     ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, ap_sampler_weight_fp(n)};
     ap_bucket_t *bk = ap_bucket_at(b);

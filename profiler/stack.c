@@ -39,7 +39,7 @@ int ap_stack_init(char *err, size_t errlen)
     return 0;
 }
 
-static uint64_t hash_frames(const uint64_t *f, int depth)
+uint64_t ap_stack_hash(const uint64_t *f, int depth)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)depth;
     for (int i = 0; i < depth; i++) {
@@ -74,9 +74,9 @@ static uint32_t stack_hash_of(uint32_t id)
     return (uint32_t)stacks[id].hash;
 }
 
-uint32_t ap_stack_intern_locked(const uint64_t *f, int depth)
+uint32_t ap_stack_intern_locked(const uint64_t *f, int depth, uint64_t hash)
 {
-    struct stack_key k = {f, hash_frames(f, depth), (uint32_t)depth};
+    struct stack_key k = {f, hash, (uint32_t)depth};
     uint32_t slot;
     uint32_t id = ap_id_index_find(&stack_index, (uint32_t)k.hash, stack_matches, &k, &slot);
     if (id != UINT32_MAX)
