@@ -177,7 +177,7 @@ void ap_flag(void *p)
 {
     ap_span_t *s = ap_pagemap_span(p);
     if (s)
-        ap_pageheap_flag(s);
+        ap_pageheap_flag(s, p);
 }
 
 void ap_unflag(void *p)
@@ -208,10 +208,14 @@ void ap_fork_prepare(void)
     for (uint32_t c = 0; c < AP_NUM_CLASSES; c++)
         ap_lock(&ap_central[c].lock);
     ap_lock(&ap_heap.lock);
+    for (uint32_t i = 0; i < AP_FLAG_LOCKS; i++)
+        ap_lock(&ap_flag_locks[i]);
 }
 
 void ap_fork_parent(void)
 {
+    for (uint32_t i = AP_FLAG_LOCKS; i-- > 0;)
+        ap_unlock(&ap_flag_locks[i]);
     ap_unlock(&ap_heap.lock);
     for (uint32_t c = AP_NUM_CLASSES; c-- > 0;)
         ap_unlock(&ap_central[c].lock);
@@ -221,6 +225,8 @@ void ap_fork_parent(void)
 
 void ap_fork_child(void)
 {
+    for (uint32_t i = 0; i < AP_FLAG_LOCKS; i++)
+        ap_lock_init(&ap_flag_locks[i]);
     ap_lock_init(&ap_heap.lock);
     for (uint32_t c = 0; c < AP_NUM_CLASSES; c++)
         ap_lock_init(&ap_central[c].lock);

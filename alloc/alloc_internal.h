@@ -245,7 +245,10 @@ void ap_pageheap_free(ap_span_t *s);
 bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
 void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
-void ap_pageheap_flag(ap_span_t *s);
+void ap_pageheap_flag(ap_span_t *s, void *p);
+/* Locks of span flagging (striped by span), for the fork handlers. */
+#define AP_FLAG_LOCKS 16
+extern ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];
 void ap_pageheap_unflag(ap_span_t *s);
 /* Span structs for huge mappings (locked inside). */
 ap_span_t *ap_pageheap_new_span(void);

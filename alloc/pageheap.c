@@ -422,37 +422,48 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
     ap_unlock(&ap_heap.lock);
 }
 
-/* Flag bits follow the count of flagged objects. The count changes with an
- * atomic; only a 0 <-> 1 transition takes the lock, and under it the bits are
- * set from the count as it is then, so racing transitions settle right. */
-static void sync_flag_locked(ap_span_t *s)
+/* Flagging marks the page where the flagged object starts (free looks only
+ * there); the marks stay until the span's count of flagged objects falls to
+ * zero, which clears every page of the span. Both take the span's own flag
+ * lock (one of AP_FLAG_LOCKS, by span address; taken by the fork handlers)
+ * and unflagging re-reads the count under it, so a flag racing the last
+ * unflag is never lost. The span holds the object being flagged or
+ * unflagged, so it cannot be freed meanwhile: no page-heap lock is needed.
+ * LARGE and HUGE spans only count: their frees always take the slow path. */
+AP_HIDDEN ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];
+
+static ap_lock_t *flag_lock(const ap_span_t *s)
 {
-    bool on = atomic_load_explicit(&s->nflagged, memory_order_relaxed) > 0;
-    if (on == (bool)s->flagged ||
-        (s->state != AP_SPAN_SMALL && s->state != AP_SPAN_LARGE && s->state != AP_SPAN_HUGE))
-        return;
-    s->flagged = on;
-    if (s->state == AP_SPAN_SMALL)
-        ap_pagemap_set_class_range(first_page(s), s->npages,
-                                   (uint8_t)(s->sizeclass | (on ? AP_CLASS_FLAG : 0)));
+    return &ap_flag_locks[((uintptr_t)s >> 6) % AP_FLAG_LOCKS];
 }
 
-void ap_pageheap_flag(ap_span_t *s)
+void ap_pageheap_flag(ap_span_t *s, void *p)
 {
-    if (atomic_fetch_add_explicit(&s->nflagged, 1, memory_order_acq_rel) != 0)
+    atomic_fetch_add_explicit(&s->nflagged, 1, memory_order_acq_rel);
+    if (s->state != AP_SPAN_SMALL)
         return;
-    ap_lock(&ap_heap.lock);
-    sync_flag_locked(s);
-    ap_unlock(&ap_heap.lock);
+    uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
+    ap_lock(flag_lock(s));
+    ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = (uint8_t)(s->sizeclass | AP_CLASS_FLAG);
+    s->flagged = 1;
+    ap_unlock(flag_lock(s));
 }
 
 void ap_pageheap_unflag(ap_span_t *s)
 {
-    if (atomic_fetch_sub_explicit(&s->nflagged, 1, memory_order_acq_rel) != 1)
+    if (atomic_fetch_sub_explicit(&s->nflagged, 1, memory_order_acq_rel) != 1 ||
+        s->state != AP_SPAN_SMALL)
         return;
-    ap_lock(&ap_heap.lock);
-    sync_flag_locked(s);
-    ap_unlock(&ap_heap.lock);
+    ap_lock(flag_lock(s));
+    if (s->flagged && atomic_load_explicit(&s->nflagged, memory_order_acquire) == 0) {
+        s->flagged = 0;
+        uintptr_t page = first_page(s);
+        if (s->npages == 1)
+            ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = s->sizeclass;
+        else
+            ap_pagemap_set_class_range(page, s->npages, s->sizeclass);
+    }
+    ap_unlock(flag_lock(s));
 }
 
 static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dirty, size_t *clean)

@@ -103,8 +103,47 @@ static void flag_makes_free_slow(void **state)
     ap_free(p); /* slow path, still correct */
     void *big = ap_malloc(1 << 20);
     ap_flag(big);
-    assert_true(ap_pagemap_span(big)->flagged);
+    assert_int_equal(atomic_load(&ap_pagemap_span(big)->nflagged), 1);
+    ap_unflag(big);
     ap_free(big);
+}
+
+/* A flag marks the page the object starts on; the marks stay until the last
+ * flagged object of the span is unflagged, then every page is clear. */
+static void flag_marks_until_last_unflag(void **state)
+{
+    uint32_t c = ap_size_class(3000); /* a span of several pages */
+    assert_true(ap_class_pages[c] > 1);
+    void *v[64];
+    int n = 0;
+    while (n < 64) {
+        v[n] = ap_malloc(3000);
+        n++;
+    }
+    /* two objects of one span on different pages */
+    int a = -1, b = -1;
+    for (int i = 0; i < n && b < 0; i++)
+        for (int j = i + 1; j < n; j++)
+            if (ap_pagemap_span(v[i]) == ap_pagemap_span(v[j]) &&
+                (uintptr_t)v[i] >> AP_PAGE_SHIFT != (uintptr_t)v[j] >> AP_PAGE_SHIFT) {
+                a = i;
+                b = j;
+                break;
+            }
+    assert_true(b >= 0);
+    ap_flag(v[a]);
+    assert_false(ap_class_is_plain(ap_pagemap_class(v[a])));
+    assert_true(ap_class_is_plain(ap_pagemap_class(v[b]))); /* another page: untouched */
+    ap_flag(v[b]);
+    assert_false(ap_class_is_plain(ap_pagemap_class(v[b])));
+    ap_unflag(v[a]); /* b still flagged: marks stay */
+    assert_false(ap_class_is_plain(ap_pagemap_class(v[b])));
+    ap_unflag(v[b]); /* the last: the whole span is clear */
+    ap_span_t *s = ap_pagemap_span(v[a]);
+    for (size_t i = 0; i < s->npages; i++)
+        assert_true(ap_class_is_plain(ap_pagemap_class((void *)(s->start + (i << AP_PAGE_SHIFT)))));
+    for (int i = 0; i < n; i++)
+        ap_free(v[i]);
 }
 
 static void trim_releases_free_memory(void **state)
@@ -132,6 +171,7 @@ int main(void)
         cmocka_unit_test(memalign_small),
         cmocka_unit_test(foreign_and_null_pointers),
         cmocka_unit_test(flag_makes_free_slow),
+        cmocka_unit_test(flag_marks_until_last_unflag),
         cmocka_unit_test(trim_releases_free_memory),
     };
     return cmocka_run_group_tests_name("alloc.alloc_api", tests, NULL, NULL);
