@@ -150,6 +150,7 @@ typedef struct ap_span {
     char *bump;                /* SMALL: next never-handed-out object */
     char *limit;               /* SMALL: end of the last whole object */
     uint32_t allocated;        /* SMALL: objects handed out and not returned */
+    uint32_t nfree;            /* SMALL: objects on freelist */
     uint8_t sizeclass;         /* SMALL: its class; else 0 */
     uint8_t state;             /* enum ap_span_state */
     uint8_t returned;          /* FREE: pages are released to the OS (read as zero) */
@@ -279,6 +280,11 @@ void ap_central_init(void);
 int ap_central_remove(uint32_t cls, void **out, int n);
 /* Give back n objects of class cls. */
 void ap_central_insert(uint32_t cls, void **objs, int n);
+/* A thread cache's miss: like ap_central_remove, except that when the
+ * transfer cache is empty and the next span's free list holds at most
+ * max_chain objects, that whole list is handed over as it is (*chain, NULL-
+ * terminated) without walking it. Returns the count; *chain NULL: in out. */
+int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain);
 /* Move transfer-cache objects back into their spans (malloc_trim). */
 void ap_central_drain(uint32_t cls);
 

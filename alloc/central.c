@@ -83,6 +83,7 @@ static ap_span_t *new_span_locked(ap_central_t *c)
     if (!s)
         return NULL;
     s->freelist = NULL;
+    s->nfree = 0;
     s->bump = (char *)s->start;
     s->limit = (char *)s->start + (size_t)ap_class_objs[cls] * ap_class_size[cls];
     s->allocated = 0;
@@ -104,6 +105,7 @@ static int fill_from_spans_locked(ap_central_t *c, void **out, int n)
         while (got < n && s->freelist) {
             void *p = s->freelist;
             s->freelist = *(void **)p;
+            s->nfree--;
             out[got++] = p;
         }
         while (got < n && s->bump < s->limit) {
@@ -126,6 +128,7 @@ static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
         ap_assert(s && s->state == AP_SPAN_SMALL && s->sizeclass == c->cls);
         *(void **)p = s->freelist;
         s->freelist = p;
+        s->nfree++;
         s->allocated--;
         c->span_objs_free++;
         if (s->allocated == 0) {
@@ -140,12 +143,25 @@ static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
     }
 }
 
-int ap_central_remove(uint32_t cls, void **out, int n)
+int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain)
 {
     ap_central_t *c = &ap_central[cls];
+    *chain = NULL;
     ap_lock(&c->lock);
+    ap_span_t *s = c->nonempty.next;
     int got;
-    if (c->tc_count >= (uint32_t)n) {
+    if (c->tc_count == 0 && s != &c->nonempty && s->freelist && s->nfree <= max_chain) {
+        /* the objects were freed in whatever order; walking the list to
+         * count out a batch would take one dependent cache miss each */
+        got = (int)s->nfree;
+        *chain = s->freelist;
+        s->freelist = NULL;
+        s->nfree = 0;
+        s->allocated += (uint32_t)got;
+        if (s->bump >= s->limit)
+            span_list_remove(s);
+        c->span_objs_free -= (size_t)got;
+    } else if (c->tc_count >= (uint32_t)n) {
         c->tc_count -= (uint32_t)n;
         memcpy(out, c->tc_slots + c->tc_count, (size_t)n * sizeof(void *));
         got = n;
@@ -158,6 +174,12 @@ int ap_central_remove(uint32_t cls, void **out, int n)
     c->nout += (size_t)got;
     ap_unlock(&c->lock);
     return got;
+}
+
+int ap_central_remove(uint32_t cls, void **out, int n)
+{
+    void *chain;
+    return ap_central_refill(cls, out, n, 0, &chain);
 }
 
 void ap_central_insert(uint32_t cls, void **objs, int n)

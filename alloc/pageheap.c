@@ -368,6 +368,7 @@ void ap_pageheap_free(ap_span_t *s)
     ap_heap.inuse_pages -= s->npages;
     s->returned = 0;
     s->freelist = NULL;
+    s->nfree = 0;
     s->bump = s->limit = NULL;
     s->allocated = 0;
     s->in_list = 0;

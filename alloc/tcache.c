@@ -100,8 +100,14 @@ void *ap_tcache_alloc_slow(uint32_t cls)
     uint32_t batch = ap_class_batch[cls];
     uint32_t n = l->max < batch ? l->max : batch;
     grow_max(l, cls);
-    void *buf[64];
-    int got = ap_central_remove(cls, buf, (int)n);
+    void *buf[64], *chain;
+    /* a warm list may take a whole span's free list, up to its cap */
+    int got = ap_central_refill(cls, buf, (int)n, n == batch ? ap_class_cap[cls] : 0, &chain);
+    if (chain) {
+        l->head = *(void **)chain; /* the chain ends in NULL, as the empty list did */
+        l->count = (uint32_t)(got - 1);
+        return chain;
+    }
     if (got == 0)
         return NULL;
     for (int i = 1; i < got - 1; i++)
