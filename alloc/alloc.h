@@ -2,8 +2,9 @@
  * alloc.h — the bundled allocator's API, used by shim/ (the interposer) and
  * the profiler. The allocator knows nothing of profiling; it offers one hook:
  * an object can be "flagged" (ap_flag), which makes the free fast path miss
- * for the objects of its span while any flagged object lives there, so the
- * caller's slow path can look the object up; ap_unflag undoes it. See docs/architecture.md.
+ * for the objects on the page it starts on (until the span's last flagged
+ * object is unflagged), so the caller's slow path can look the object up;
+ * ap_unflag undoes it. See docs/architecture.md.
  *
  * Fast paths (malloc/free of small objects) are inline in tcache_inline.h;
  * everything here is the out-of-line part.
@@ -34,8 +35,9 @@ void ap_free_slow(void *p, uint32_t cls_byte);
 
 /* Is p an object of ours (small, large or huge)? */
 bool ap_owns(const void *p);
-/* Flag p so frees of the objects of its span take the slow path, until as
- * many ap_unflag calls (made before each flagged object is freed) undo it. */
+/* Flag p so its free (and those of its page's neighbours) takes the slow
+ * path, until as many ap_unflag calls on the span's flagged objects (made
+ * before each is freed) undo it. */
 void ap_flag(void *p);
 void ap_unflag(void *p);
 
