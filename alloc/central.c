@@ -127,10 +127,19 @@ static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
         ap_span_t *s = ap_pagemap_span(p);
         ap_assert(s && s->state == AP_SPAN_SMALL && s->sizeclass == c->cls);
         *(void **)p = s->freelist;
+        /* neighbours on the same page (a batch freed in address order) go
+         * onto the list without another page-map lookup or span update */
+        uint32_t k = 1;
+        while (i + 1 < n && (((uintptr_t)objs[i + 1] ^ (uintptr_t)p) >> AP_PAGE_SHIFT) == 0) {
+            void *q = objs[++i];
+            *(void **)q = p;
+            p = q;
+            k++;
+        }
         s->freelist = p;
-        s->nfree++;
-        s->allocated--;
-        c->span_objs_free++;
+        s->nfree += k;
+        s->allocated -= k;
+        c->span_objs_free += k;
         if (s->allocated == 0) {
             if (s->in_list)
                 span_list_remove(s);
