@@ -225,6 +225,13 @@ static void presymbolize(const char *path)
     }
     ap_sym_free(sym);
     ap_file_close(f);
+    /* The symbols went in through a second connection while the read-only
+     * one was open, so neither close could fold the WAL back: one more
+     * writable connection, closed last, leaves a single file behind. */
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    sqlite3_close(db);
 }
 
 int ap_cmd_run(int argc, char **argv)

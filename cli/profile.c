@@ -284,6 +284,20 @@ void ap_file_close(ap_file *f)
     free(f->dumps);
     free(f->threads);
     sqlite3_close(f->db);
+    /* A read-only connection cannot fold the WAL back or remove the -shm it
+     * made; a writable one closed last does (and does nothing while a
+     * profiled program still has the file open). */
+    if (f->path && access(f->path, W_OK) == 0) {
+        ap_buf shm = {0};
+        ap_buf_printf(&shm, "%s-shm", f->path);
+        if (access(shm.p, F_OK) == 0) {
+            sqlite3 *db;
+            if (sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+                sqlite3_exec(db, "PRAGMA user_version", NULL, NULL, NULL);
+            sqlite3_close(db);
+        }
+        ap_buf_free(&shm);
+    }
     free(f->path);
     free(f);
 }
