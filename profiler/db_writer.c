@@ -155,6 +155,9 @@ int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
         return -1;
     }
     sqlite3_busy_timeout(d->db, 15000);
+    /* 1 KiB pages (a new file only; WAL fixes the size): a profile has a
+     * dozen tables, mostly small, and every table and index takes a page */
+    exec(d, "PRAGMA page_size=1024");
     exec(d, "PRAGMA journal_mode=WAL");
     exec(d, "PRAGMA synchronous=NORMAL");
     if (create_schema(d, err, errlen) != 0) {

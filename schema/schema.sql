@@ -9,7 +9,7 @@
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
-);
+) WITHOUT ROWID;
 
 -- One row per profiled process.
 CREATE TABLE IF NOT EXISTS process (
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS mapping (
     path        TEXT NOT NULL,             -- absolute path, or a name such as [vdso]
     build_id    TEXT,                      -- hex GNU build id, NULL if none
     PRIMARY KEY (process_id, start)
-);
+) WITHOUT ROWID;
 
 -- Threads seen allocating.
 CREATE TABLE IF NOT EXISTS thread (
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS thread (
     tid         INTEGER NOT NULL,          -- kernel thread id
     name        TEXT,                      -- from /proc/self/task/TID/comm at first sight
     PRIMARY KEY (process_id, tid)
-);
+) WITHOUT ROWID;
 
 -- Distinct call stacks, innermost frame first. frames is a BLOB of
 -- little-endian 64-bit addresses: the first is the allocation call site's
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS bucket (
     alloc_class_bytes INTEGER NOT NULL,    -- bytes after size-class rounding
     samples        INTEGER NOT NULL,       -- raw sampled allocations
     PRIMARY KEY (dump_id, stack_id, tid)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bucket_stack ON bucket (stack_id, tid);
 
 -- The allocator's statistics at each dump (exact, not sampled).
@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS class_stats (
     spans           INTEGER NOT NULL,
     span_bytes      INTEGER NOT NULL,
     PRIMARY KEY (dump_id, class)
-);
+) WITHOUT ROWID;
 
 -- Symbol cache, filled by the allocprof command (never by the library).
 -- One row per (object, address) per inline level; depth 0 is the outermost
@@ -131,4 +131,4 @@ CREATE TABLE IF NOT EXISTS symbol (
     file        TEXT,
     line        INTEGER,
     PRIMARY KEY (build_key, address, depth)
-);
+) WITHOUT ROWID;
