@@ -6,6 +6,10 @@
 
 int ap_cmd_run(int argc, char **argv);
 int ap_cmd_dump(int argc, char **argv);
+/* Sends pid the dump signal and waits up to timeout_ms for a new 'request'
+ * dump of it in db_path: 0 when it landed, 1 when it did not, -1 (errno)
+ * when the signal could not be sent. */
+int ap_request_dump(int pid, const char *db_path, int sig, int timeout_ms);
 int ap_cmd_list(int argc, char **argv);
 int ap_cmd_top(int argc, char **argv);
 int ap_cmd_diff(int argc, char **argv);

@@ -77,6 +77,20 @@ static long count_requests(const char *db_path, int pid)
     return n;
 }
 
+int ap_request_dump(int pid, const char *db_path, int sig, int timeout_ms)
+{
+    long before = count_requests(db_path, pid);
+    if (kill((pid_t)pid, sig) != 0)
+        return -1;
+    for (int waited = 0; waited < timeout_ms && before >= 0; waited += 50) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (count_requests(db_path, pid) > before)
+            return 0;
+    }
+    return 1;
+}
+
 static char *resolve_output(int pid, const char *out)
 {
     if (out[0] == '/')
@@ -124,21 +138,16 @@ int ap_cmd_dump(int argc, char **argv)
     free(sigs);
     char *db = resolve_output((int)pid, out);
     free(out);
-    long before = count_requests(db, (int)pid);
-    if (kill((pid_t)pid, sig) != 0) {
+    int rc = ap_request_dump((int)pid, db, sig, 10000);
+    if (rc == 0) {
+        fprintf(stderr, "allocprof: dump of %ld written to %s\n", pid, db);
+        free(db);
+        return 0;
+    }
+    if (rc < 0) {
         ap_cli_error("dump: %ld: %s", pid, strerror(errno));
         free(db);
         return 1;
-    }
-    for (int i = 0; i < 200 && before >= 0; i++) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        long now = count_requests(db, (int)pid);
-        if (now > before) {
-            fprintf(stderr, "allocprof: dump of %ld written to %s\n", pid, db);
-            free(db);
-            return 0;
-        }
     }
     ap_cli_error("dump: %ld: no dump appeared in %s within 10 s", pid, db);
     free(db);

@@ -1,8 +1,9 @@
 /*
  * cmd_run.c — `allocprof run [-o FILE] [--rate BYTES] [--interval SECONDS]
  * -- CMD [ARGS...]`: runs CMD with liballocprof.so preloaded (prepended to any
- * LD_PRELOAD the user has), and exits with CMD's status, or 128 + signal
- * number when it is killed by a signal, as a shell does.
+ * LD_PRELOAD the user has), and exits with CMD's status, or dies of the
+ * signal that killed it. SIGTERM and SIGHUP sent to us reach CMD after it
+ * has written a dump (docs/cli.md, "Stopping").
  */
 #include <errno.h>
 #include <limits.h>
@@ -204,6 +205,13 @@ static char *prepare_output(const char *out)
  * way heaptrack interprets its trace at the end of a run: the binaries are
  * surely there now, and every later report is a cache read. Quiet when the
  * run left no profile (profiling disabled, output unwritable). */
+static volatile sig_atomic_t pending_signal;
+
+static void note_signal(int sig)
+{
+    pending_signal = sig;
+}
+
 static void presymbolize(const char *path)
 {
     if (access(path, W_OK) != 0)
@@ -273,15 +281,35 @@ int ap_cmd_run(int argc, char **argv)
         _exit(127);
     }
     free(preload);
-    /* The child gets terminal signals itself; we wait for it. */
+    /* The child gets terminal signals itself; we wait for it. SIGTERM and
+     * SIGHUP sent to us (a service manager stopping "the" process) are passed
+     * on, after the child has written a dump: a program that dies of them
+     * runs no exit handlers, so without it everything since its last dump
+     * would be lost. */
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_signal; /* no SA_RESTART: waitpid returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    const char *dump_sig = getenv("ALLOCPROF_SIGNAL");
+    int dsig = dump_sig && atoi(dump_sig) > 0 ? atoi(dump_sig) : SIGRTMIN + 6;
     int status;
-    while (waitpid(pid, &status, 0) < 0)
+    while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             ap_cli_error("run: waitpid: %s", strerror(errno));
             return 2;
         }
+        int sig = pending_signal;
+        if (sig) {
+            pending_signal = 0;
+            (void)ap_request_dump(pid, out, dsig, 5000);
+            kill(pid, sig);
+        }
+    }
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     if (!o.no_symbolize)
         presymbolize(out);
     free(out);

@@ -193,6 +193,25 @@ def case_dump_request():
               f"dump {args}: rc {r.returncode} {r.stderr!r}")
 
 
+def case_terminate():
+    """SIGTERM to `allocprof run`: the program dumps, then dies of the signal, and so do we."""
+    db = os.path.join(TMP, "t.db")
+    p = subprocess.Popen([CLI, "run", "-o", db, "--", PROG, "wait"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    check(line.startswith("ready"), f"no ready line: {line!r}")
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(timeout=30)
+    check(rc == -signal.SIGTERM, f"allocprof run ended with {rc}, not by SIGTERM")
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    reasons = [d[1] for d in dumps(c, pid_row)]
+    check(reasons == ["request"], f"dumps {reasons}")
+    sites = by_site(c, pid_row)
+    mid = sites.get("site_mid")
+    check(mid is not None and mid["ao"] > 0, f"site_mid missing from the final dump: {sorted(sites)}")
+
+
 def case_interval():
     db, r = run([PROG, "interval"], ["--interval", "0.2", "--rate", "16K"])
     c = connect(db)
