@@ -154,7 +154,8 @@ typedef struct ap_span {
     uint8_t sizeclass;         /* SMALL: its class; else 0 */
     uint8_t state;             /* enum ap_span_state */
     uint8_t returned;          /* FREE: pages are released to the OS (read as zero) */
-    uint8_t flagged;           /* SMALL/LARGE/HUGE: holds flagged objects */
+    uint8_t flagged;           /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
+    uint32_t flag_page;        /* SMALL: the marked page (its index in the span) when 1 */
     _Atomic uint32_t nflagged; /* how many (ap_flag minus ap_unflag) */
     uint8_t in_list;           /* SMALL: on its central nonempty list */
     size_t requested;          /* LARGE/HUGE: bytes asked for (usable size is whole pages) */

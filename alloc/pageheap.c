@@ -446,7 +446,13 @@ void ap_pageheap_flag(ap_span_t *s, void *p)
     uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
     ap_lock(flag_lock(s));
     ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = (uint8_t)(s->sizeclass | AP_CLASS_FLAG);
-    s->flagged = 1;
+    uint32_t idx = (uint32_t)(page - first_page(s));
+    if (!s->flagged) {
+        s->flagged = 1;
+        s->flag_page = idx;
+    } else if (s->flagged == 1 && s->flag_page != idx) {
+        s->flagged = 2;
+    }
     ap_unlock(flag_lock(s));
 }
 
@@ -457,12 +463,14 @@ void ap_pageheap_unflag(ap_span_t *s)
         return;
     ap_lock(flag_lock(s));
     if (s->flagged && atomic_load_explicit(&s->nflagged, memory_order_acquire) == 0) {
-        s->flagged = 0;
         uintptr_t page = first_page(s);
-        if (s->npages == 1)
+        if (s->flagged == 1) { /* one page marked: clear just that one */
+            page += s->flag_page;
             ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = s->sizeclass;
-        else
+        } else {
             ap_pagemap_set_class_range(page, s->npages, s->sizeclass);
+        }
+        s->flagged = 0;
     }
     ap_unlock(flag_lock(s));
 }
