@@ -109,13 +109,18 @@ bool ap_owns(const void *p)
 
 void *ap_realloc(void *p, size_t n)
 {
+    return ap_realloc_cls(p, n, ap_pagemap_class(p));
+}
+
+void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte)
+{
     if (!p)
         return ap_malloc(n);
     if (n == 0) {
         ap_free(p);
         return NULL;
     }
-    uint32_t c = ap_pagemap_class(p) & ~AP_CLASS_FLAG;
+    uint32_t c = cls_byte & ~AP_CLASS_FLAG;
     size_t old;
     if (c) {
         old = ap_class_size[c];

@@ -26,6 +26,8 @@ void *ap_malloc(size_t n);
 void ap_free(void *p);
 void *ap_calloc(size_t nmemb, size_t size);
 void *ap_realloc(void *p, size_t n);
+/* ap_realloc for a caller that has read p's class byte already (ap_pagemap_class). */
+void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte);
 void *ap_memalign(size_t align, size_t n); /* align: power of two */
 size_t ap_usable_size(const void *p);      /* 0 for NULL or foreign pointers */
 

@@ -82,8 +82,9 @@ AP_EXPORT void *realloc(void *p, size_t n)
         return NULL;
     }
     ap_live_t rec;
-    bool had = ap_prof_active && !ap_class_is_plain(ap_pagemap_class(p)) && ap_prof_take(p, &rec);
-    void *q = ap_realloc(p, n);
+    uint32_t c = ap_pagemap_class(p); /* read once, for the profiler and the allocator */
+    bool had = ap_prof_active && !ap_class_is_plain(c) && ap_prof_take(p, &rec);
+    void *q = ap_realloc_cls(p, n, c);
     if (!q) {
         if (had)
             ap_prof_put_back(&rec);
