@@ -711,7 +711,7 @@ static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *
     if (ap_unlikely(kind == K_END || kind == K_BAD))
         return kind == K_END ? 1 : -1;
     uintptr_t cfa = (kind == K_RSP ? *sp : *bp) + (uintptr_t)RULE_CFA_OFF(rule);
-    if (ap_unlikely(cfa <= *sp || cfa > hi))
+    if (ap_unlikely(cfa < *sp + 8 || cfa > hi)) /* the return address lies at or above sp */
         return -1;
     int64_t ro = RULE_RBP_OFF(rule);
     if (ro) { /* ro <= -8, so at + 8 <= cfa <= hi */
