@@ -51,7 +51,11 @@
 
 /* ---- the rule cache ---- */
 
-enum { K_BAD = 0, K_RSP = 1, K_RBP = 2, K_END = 3 };
+/* Kinds, bit 0 = "CFA from rbp", bit 1 = "no walking on": RSP and RBP are
+ * rules, BAD hands the sample to libunwind, END is the outermost frame. */
+enum { K_RSP = 0, K_RBP = 1, K_BAD = 2, K_END = 3 };
+#define RULE_RBP_BASE ((uint64_t)1 << 48)
+#define RULE_STOP ((uint64_t)2 << 48)
 
 #define RULE_KIND(r) ((unsigned)((r) >> 48) & 3u)
 #define RULE_GEN(r) ((uint32_t)((r) >> 50))
@@ -707,10 +711,9 @@ static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *
     uint64_t rule = atomic_load_explicit(&s->rule, memory_order_relaxed);
     if (ap_unlikely((c ^ rule) != key_of(*ip, g)))
         rule = rule_slow(*ip, g);
-    unsigned kind = RULE_KIND(rule);
-    if (ap_unlikely(kind == K_END || kind == K_BAD))
-        return kind == K_END ? 1 : -1;
-    uintptr_t cfa = (kind == K_RSP ? *sp : *bp) + (uintptr_t)RULE_CFA_OFF(rule);
+    if (ap_unlikely(rule & RULE_STOP))
+        return rule & RULE_RBP_BASE ? 1 : -1; /* K_END : K_BAD */
+    uintptr_t cfa = (rule & RULE_RBP_BASE ? *bp : *sp) + (uintptr_t)RULE_CFA_OFF(rule);
     if (ap_unlikely(cfa < *sp + 8 || cfa > hi)) /* the return address lies at or above sp */
         return -1;
     int64_t ro = RULE_RBP_OFF(rule);
