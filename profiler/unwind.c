@@ -190,7 +190,7 @@ static int64_t rd_sleb(rd_t *r)
     if (b & 0x80)
         r->bad = true;
     else if (shift < 64 && (b & 0x40))
-        v |= -((int64_t)1 << shift);
+        v = (int64_t)((uint64_t)v | ~(((uint64_t)1 << shift) - 1)); /* sign-extend */
     return v;
 }
 

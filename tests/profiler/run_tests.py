@@ -168,13 +168,18 @@ def case_threads():
               f"{fn} {s[fn]}")
 
 
-def case_dump_request():
-    db = os.path.join(TMP, "p.db")
+def start_waiting(db):
+    """`allocprof run` of `prof_prog wait`, once it has allocated: (the run, the program's pid)."""
     p = subprocess.Popen([CLI, "run", "-o", db, "--", PROG, "wait"], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     check(line.startswith("ready"), f"no ready line: {line!r}")
-    pid = int(line.split()[1])
+    return p, int(line.split()[1])
+
+
+def case_dump_request():
+    db = os.path.join(TMP, "p.db")
+    p, pid = start_waiting(db)
     r = subprocess.run([CLI, "dump", str(pid)], capture_output=True, text=True, timeout=30)
     check(r.returncode == 0, f"dump failed: {r.stderr}")
     r2 = subprocess.run([CLI, "dump", str(pid)], capture_output=True, text=True, timeout=30)
@@ -196,10 +201,7 @@ def case_dump_request():
 def case_terminate():
     """SIGTERM to `allocprof run`: the program dumps, then dies of the signal, and so do we."""
     db = os.path.join(TMP, "t.db")
-    p = subprocess.Popen([CLI, "run", "-o", db, "--", PROG, "wait"], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    check(line.startswith("ready"), f"no ready line: {line!r}")
+    p, _ = start_waiting(db)
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=30)
     check(rc == -signal.SIGTERM, f"allocprof run ended with {rc}, not by SIGTERM")
