@@ -57,7 +57,6 @@ enum { K_RSP = 0, K_RBP = 1, K_BAD = 2, K_END = 3 };
 #define RULE_RBP_BASE ((uint64_t)1 << 48)
 #define RULE_STOP ((uint64_t)2 << 48)
 
-#define RULE_KIND(r) ((unsigned)((r) >> 48) & 3u)
 #define RULE_GEN(r) ((uint32_t)((r) >> 50))
 #define RULE_CFA_OFF(r) ((int64_t)(int32_t)(uint32_t)(r))
 #define RULE_RBP_OFF(r) ((int64_t)(int16_t)(uint16_t)((r) >> 32))
