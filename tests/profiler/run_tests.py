@@ -326,6 +326,11 @@ def case_unwritable():
     r = subprocess.run([PROG, "threads"], env=env, capture_output=True, text=True)
     check(r.returncode == 0 and r.stderr.count("\n") == 1 and "ALLOCPROF_RATE" in r.stderr,
           f"bad rate: {r.stderr!r}")
+    env["ALLOCPROF_RATE"] = "4096"
+    env["ALLOCPROF_UNWIND"] = "bogus"
+    r = subprocess.run([PROG, "threads"], env=env, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout == "threads done\n" and r.stderr.count("\n") == 1 and
+          "ALLOCPROF_UNWIND" in r.stderr, f"bad unwinder: {r.stderr!r}")
     for bad in (["--rate", "x"], ["--interval", "-1"], ["--bogus"]):
         r = subprocess.run([CLI, "run", *bad, "--", PROG], capture_output=True, text=True)
         check(r.returncode != 0 and r.stderr.count("\n") == 1, f"run {bad}: {r.stderr!r}")
