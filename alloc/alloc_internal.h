@@ -203,6 +203,11 @@ AP_INLINE ap_span_t *ap_pagemap_span(const void *p)
 
 /* Setters: page heap lock held. They return -ENOMEM when a leaf cannot be mapped. */
 int ap_pagemap_ensure(uintptr_t first_page, size_t npages);
+/* One page's class byte (the span entry stays). */
+AP_INLINE void ap_pagemap_set_class(uintptr_t page, uint8_t cls)
+{
+    ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = cls;
+}
 void ap_pagemap_set(uintptr_t page, ap_span_t *s, uint8_t cls);
 void ap_pagemap_set_range(uintptr_t first_page, size_t npages, ap_span_t *s, uint8_t cls);
 void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls);

@@ -76,10 +76,9 @@ static ap_span_t *span_new_locked(void)
         }
         s = (ap_span_t *)ap_heap.span_carve;
         ap_heap.span_carve += sizeof(ap_span_t);
-        memset(s, 0, sizeof *s);
-        return s;
+    } else {
+        ap_heap.span_freelist = s->next;
     }
-    ap_heap.span_freelist = s->next;
     memset(s, 0, sizeof *s);
     return s;
 }
@@ -445,7 +444,7 @@ void ap_pageheap_flag(ap_span_t *s, void *p)
         return;
     uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
     ap_lock(flag_lock(s));
-    ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = (uint8_t)(s->sizeclass | AP_CLASS_FLAG);
+    ap_pagemap_set_class(page, (uint8_t)(s->sizeclass | AP_CLASS_FLAG));
     uint32_t idx = (uint32_t)(page - first_page(s));
     if (!s->flagged) {
         s->flagged = 1;
@@ -464,12 +463,10 @@ void ap_pageheap_unflag(ap_span_t *s)
     ap_lock(flag_lock(s));
     if (s->flagged && atomic_load_explicit(&s->nflagged, memory_order_acquire) == 0) {
         uintptr_t page = first_page(s);
-        if (s->flagged == 1) { /* one page marked: clear just that one */
-            page += s->flag_page;
-            ap_pagemap_leaf(page)->cls[page & (AP_LEAF_LEN - 1)] = s->sizeclass;
-        } else {
+        if (s->flagged == 1) /* one page marked: clear just that one */
+            ap_pagemap_set_class(page + s->flag_page, s->sizeclass);
+        else
             ap_pagemap_set_class_range(page, s->npages, s->sizeclass);
-        }
         s->flagged = 0;
     }
     ap_unlock(flag_lock(s));

@@ -581,7 +581,8 @@ static uint64_t rule_from_eh(uintptr_t hdr, uintptr_t pc, uint32_t g)
 
 struct find_mod {
     uintptr_t pc;
-    uintptr_t hdr; /* 0: module has no .eh_frame_hdr */
+    uintptr_t hdr;            /* 0: module has no .eh_frame_hdr */
+    uintptr_t seg_lo, seg_hi; /* the loaded segment holding pc */
     bool found;
 };
 
@@ -595,8 +596,11 @@ static int find_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_LOAD) {
             uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-            if (m->pc >= lo && m->pc - lo < ph->p_memsz)
+            if (m->pc >= lo && m->pc - lo < ph->p_memsz) {
                 in = true;
+                m->seg_lo = lo;
+                m->seg_hi = lo + ph->p_memsz;
+            }
         } else if (ph->p_type == PT_GNU_EH_FRAME) {
             eh = ph;
         }
@@ -644,7 +648,7 @@ void ap_unwind_fork_done(void)
 
 static uint64_t derive(uint64_t ip, uint32_t g)
 {
-    struct find_mod m = {(uintptr_t)ip - 1, 0, false};
+    struct find_mod m = {.pc = (uintptr_t)ip - 1};
     slow_enter(); /* the loader's lock and our insert lock: not across a fork */
     dl_iterate_phdr(find_mod_cb, &m);
     uint64_t rule;
@@ -852,24 +856,6 @@ static int walk_libunwind(uint64_t *out, int max)
     return d;
 }
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t me = (uintptr_t)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (me >= lo && me < hi) {
-            self_lo = lo;
-            self_hi = hi;
-            return 1;
-        }
-    }
-    return 0;
-}
-
 int ap_unwind_init(const char *how, char *err, size_t errlen)
 {
     if (!how || !*how || !strcmp(how, "fast"))
@@ -882,7 +868,10 @@ int ap_unwind_init(const char *how, char *err, size_t errlen)
         snprintf(err, errlen, "ALLOCPROF_UNWIND=%s: expected fast, libunwind or check", how);
         return -1;
     }
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&ap_unwind_init);
+    struct find_mod self = {.pc = (uintptr_t)&ap_unwind_init}; /* our own code segment */
+    dl_iterate_phdr(find_mod_cb, &self);
+    self_lo = self.seg_lo;
+    self_hi = self.seg_hi;
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         snprintf(err, errlen, "cannot load libunwind.so.8 (install libunwind8): %s", dlerror());
