@@ -45,15 +45,24 @@ char *ap_xstrdup(const char *s)
     return memcpy(ap_xmalloc(n), s, n);
 }
 
+/* vasprintf that exits on failure; *len gets the length when not NULL. */
+static char *xvasprintf(const char *fmt, va_list ap, size_t *len)
+{
+    char *s;
+    int r = vasprintf(&s, fmt, ap);
+    if (r < 0)
+        oom();
+    if (len)
+        *len = (size_t)r;
+    return s;
+}
+
 char *ap_xasprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s;
-    int r = vasprintf(&s, fmt, ap);
+    char *s = xvasprintf(fmt, ap, NULL);
     va_end(ap);
-    if (r < 0)
-        oom();
     return s;
 }
 
@@ -215,12 +224,10 @@ void ap_buf_printf(ap_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s;
-    int r = vasprintf(&s, fmt, ap);
+    size_t n;
+    char *s = xvasprintf(fmt, ap, &n);
     va_end(ap);
-    if (r < 0)
-        oom();
-    ap_buf_put(b, s, (size_t)r);
+    ap_buf_put(b, s, n);
     free(s);
 }
 
