@@ -73,8 +73,10 @@ typedef struct {
 #define AP_UNWIND_HERE(c)                                                                          \
     __asm__ volatile("lea 1f(%%rip), %0\n1:\n\tmov %%rsp, %1\n\tmov %%rbp, %2"                     \
                      : "=r"((c).ip), "=r"((c).sp), "=r"((c).bp))
-/* The stack from `from` (NULL: from here) outwards, our own frames dropped: its depth. */
-int ap_unwind_capture(uint64_t *frames, int max, const ap_unwind_ctx_t *from);
+/* The stack from `from` (NULL: from here) outwards, our own frames dropped: its
+ * depth. *walk_id, when not 0, names these exact frames: the same id again
+ * from this thread means the same stack. */
+int ap_unwind_capture(uint64_t *frames, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id);
 void ap_unwind_fork_wait(void); /* fork: wait for slow unwinds in flight, hold new ones */
 void ap_unwind_fork_done(void);
 void ap_unwind_report(void); /* ALLOCPROF_UNWIND=check: the tally, on stderr */

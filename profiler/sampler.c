@@ -265,6 +265,13 @@ typedef struct {
 } memo_t;
 static AP_TLS memo_t memo[MEMO];
 
+/* The bucket of this thread's last recorded stack, by the unwinder's walk id:
+ * a repeat walk needs neither the hash nor the memo's frame compare. */
+static AP_TLS struct {
+    uint64_t id;
+    uint32_t bucket, tid;
+} last_walk;
+
 static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, int depth)
 {
     const memo_t *m = &memo[hash % MEMO];
@@ -283,10 +290,17 @@ static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, i
 static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
-    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from);
+    uint64_t walk_id;
+    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from, &walk_id);
     uint32_t tid = ap_prof_tid();
-    uint64_t hash = ap_stack_hash(frames, depth);
-    uint32_t b = memo_find(hash, tid, frames, depth);
+    uint32_t b = UINT32_MAX;
+    if (walk_id && walk_id == last_walk.id && tid == last_walk.tid)
+        b = last_walk.bucket; /* the very stack this thread recorded last time */
+    uint64_t hash = 0;
+    if (b == UINT32_MAX) {
+        hash = ap_stack_hash(frames, depth);
+        b = memo_find(hash, tid, frames, depth);
+    }
     if (b == UINT32_MAX) {
         ap_lock(&ap_prof_lock);
         uint32_t sid = ap_stack_intern_locked(frames, depth, hash);
@@ -300,6 +314,9 @@ static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
         }
         memo[hash % MEMO] = (memo_t){hash, b, tid};
     }
+    last_walk.id = walk_id;
+    last_walk.bucket = b;
+    last_walk.tid = tid;
     ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, ap_sampler_weight_fp(n)};
     ap_bucket_t *bk = ap_bucket_at(b);
     int64_t bytes = (int64_t)((rec.wfp * (unsigned __int128)n) >> AP_WFP_SHIFT);

@@ -770,6 +770,7 @@ static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *
  * lookup each (a hot allocation site samples from the same stack depth). */
 typedef struct {
     uintptr_t ip0, sp0, bp0;
+    uint64_t id; /* this thread's walks remembered so far; names the frames below */
     uint32_t gen;
     int max, depth;
     reads_t rd;
@@ -780,7 +781,8 @@ static AP_TLS walk_memo_t wmemo;
 
 /* Returns the depth, or -1 when a frame needs libunwind. Frames inside
  * liballocprof.so at the top of the stack are dropped. */
-static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_unwind_ctx_t *from)
+static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_unwind_ctx_t *from,
+                                               uint64_t *walk_id)
 {
     ap_unwind_ctx_t here;
     if (!from) {
@@ -802,6 +804,7 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
                 break;
         if (k == m->rd.n) {
             memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
+            *walk_id = m->id;
             return m->depth;
         }
     }
@@ -830,6 +833,7 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
         m->sp0 = sp0;
         m->bp0 = bp0;
         m->ip0 = ip0;
+        *walk_id = ++m->id;
     }
     return n;
 }
@@ -914,10 +918,11 @@ static void report_difference(const uint64_t *a, int na, const uint64_t *b, int 
     }
 }
 
-int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from)
+int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
 {
+    *walk_id = 0;
     if (ap_likely(mode == 0)) {
-        int n = walk_fast(out, max, from);
+        int n = walk_fast(out, max, from, walk_id);
         if (ap_likely(n >= 0))
             return n;
         atomic_fetch_add_explicit(&n_fallback, 1, memory_order_relaxed);
@@ -925,9 +930,9 @@ int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from)
     }
     if (mode == 1)
         return walk_libunwind(out, max);
-    uint64_t other[AP_MAX_DEPTH];
+    uint64_t other[AP_MAX_DEPTH], unused;
     int n = walk_libunwind(out, max);
-    int m = walk_fast(other, max, from);
+    int m = walk_fast(other, max, from, &unused);
     if (m < 0) {
         atomic_fetch_add_explicit(&n_fallback, 1, memory_order_relaxed);
         return n;
