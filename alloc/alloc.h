@@ -1,10 +1,10 @@
 /*
  * alloc.h — the bundled allocator's API, used by shim/ (the interposer) and
  * the profiler. The allocator knows nothing of profiling; it offers one hook:
- * an object can be "flagged" (ap_flag), which makes the free fast path miss
- * for the objects on the page it starts on (until the span's last flagged
- * object is unflagged), so the caller's slow path can look the object up;
- * ap_unflag undoes it. See docs/architecture.md.
+ * a small record can be attached to an object (ap_tag), which makes the free
+ * fast path miss for the objects on the page it starts on (until the span's
+ * last tag goes), so the caller's slow path can take the record back
+ * (ap_untag) before the free. See docs/architecture.md.
  *
  * Fast paths (malloc/free of small objects) are inline in tcache_inline.h;
  * everything here is the out-of-line part.
@@ -37,11 +37,14 @@ void ap_free_slow(void *p, uint32_t cls_byte);
 
 /* Is p an object of ours (small, large or huge)? */
 bool ap_owns(const void *p);
-/* Flag p so its free (and those of its page's neighbours) takes the slow
- * path, until as many ap_unflag calls on the span's flagged objects (made
- * before each is freed) undo it. */
-void ap_flag(void *p);
-void ap_unflag(void *p);
+/* Attach AP_TAG_WORDS words to the object p (ours, live, not tagged yet),
+ * so its free (and those of its page's neighbours) takes the slow path until
+ * the span's tags are all taken back. False when out of memory. */
+#define AP_TAG_WORDS 3
+bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS]);
+/* Take p's record back (before p is freed or reallocated): false when p has
+ * none. */
+bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS]);
 
 /* Return free memory to the OS and empty the caller's thread cache. Returns
  * the bytes released. */

@@ -146,19 +146,19 @@ typedef struct ap_span {
     size_t npages;        /* length in pages (HUGE: mapping length in pages) */
     struct ap_span *next; /* free list (page heap) or span list (central) */
     struct ap_span *prev;
-    void *freelist;            /* SMALL: objects returned to this span */
-    char *bump;                /* SMALL: next never-handed-out object */
-    char *limit;               /* SMALL: end of the last whole object */
-    uint32_t allocated;        /* SMALL: objects handed out and not returned */
-    uint32_t nfree;            /* SMALL: objects on freelist */
-    uint8_t sizeclass;         /* SMALL: its class; else 0 */
-    uint8_t state;             /* enum ap_span_state */
-    uint8_t returned;          /* FREE: pages are released to the OS (read as zero) */
-    uint8_t flagged;           /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
-    uint32_t flag_page;        /* SMALL: the marked page (its index in the span) when 1 */
-    _Atomic uint32_t nflagged; /* how many (ap_flag minus ap_unflag) */
-    uint8_t in_list;           /* SMALL: on its central nonempty list */
-    size_t requested;          /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
+    void *freelist;           /* SMALL: objects returned to this span */
+    char *bump;               /* SMALL: next never-handed-out object */
+    char *limit;              /* SMALL: end of the last whole object */
+    uint32_t allocated;       /* SMALL: objects handed out and not returned */
+    uint32_t nfree;           /* SMALL: objects on freelist */
+    uint8_t sizeclass;        /* SMALL: its class; else 0 */
+    uint8_t state;            /* enum ap_span_state */
+    uint8_t returned;         /* FREE: pages are released to the OS (read as zero) */
+    uint8_t flagged;          /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
+    uint32_t flag_page;       /* SMALL: the marked page (its index in the span) when 1 */
+    struct ap_tag_node *tags; /* records attached to its objects (ap_tag) */
+    uint8_t in_list;          /* SMALL: on its central nonempty list */
+    size_t requested;         /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
 } ap_span_t;
 
 /* ------------------------------------------------------------------------ */
@@ -252,11 +252,11 @@ void ap_pageheap_free(ap_span_t *s);
 bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
 void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
-void ap_pageheap_flag(ap_span_t *s, void *p);
-/* Locks of span flagging (striped by span), for the fork handlers. */
+bool ap_pageheap_tag(ap_span_t *s, void *p, const uint64_t *data);
+bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data);
+/* Locks of span tags (striped by span), for the fork handlers. */
 #define AP_FLAG_LOCKS 16
 extern ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];
-void ap_pageheap_unflag(ap_span_t *s);
 /* Span structs for huge mappings (locked inside). */
 ap_span_t *ap_pageheap_new_span(void);
 void ap_pageheap_delete_span(ap_span_t *s);

@@ -128,7 +128,7 @@ static void free_insert_locked(ap_span_t *s)
     s->state = AP_SPAN_FREE;
     s->sizeclass = 0;
     s->flagged = 0;
-    atomic_store_explicit(&s->nflagged, 0, memory_order_relaxed);
+    s->tags = NULL;
     ap_pagemap_set(first_page(s), s, 0);
     ap_pagemap_set(last_page(s), s, 0);
     if (s->npages <= AP_HEAP_EXACT_LISTS)
@@ -422,46 +422,101 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
     ap_unlock(&ap_heap.lock);
 }
 
-/* Flagging marks the page where the flagged object starts (free looks only
- * there); the marks stay until the span's count of flagged objects falls to
- * zero, which clears every page of the span. Both take the span's own flag
- * lock (one of AP_FLAG_LOCKS, by span address; taken by the fork handlers)
- * and unflagging re-reads the count under it, so a flag racing the last
- * unflag is never lost. The span holds the object being flagged or
- * unflagged, so it cannot be freed meanwhile: no page-heap lock is needed.
- * LARGE and HUGE spans only count: their frees always take the slow path. */
+/* Tags: a caller's record attached to one object (the profiler keeps its
+ * live samples here). A tagged small object marks the page where it starts
+ * (free looks only there; its page neighbours take the slow path too); the
+ * marks stay until the span's last tag goes, which clears every marked page.
+ * A span keeps its tags in a short list (one or two at the default sampling
+ * rate), under its tag lock: one of AP_FLAG_LOCKS, by span address, taken by
+ * the fork handlers. Each lock also owns a pool of tag nodes, so attaching
+ * and detaching need no other lock. The span holds the object being tagged or
+ * untagged, so it cannot be freed meanwhile: no page-heap lock is needed.
+ * LARGE and HUGE spans keep the list only: their frees always take the slow
+ * path. A span handed out again starts with no tags (free_insert_locked), so
+ * objects freed while the caller was not looking (profiling stopped) leave
+ * no stale tag behind. */
+struct ap_tag_node {
+    struct ap_tag_node *next;
+    uintptr_t ptr;
+    uint64_t data[AP_TAG_WORDS];
+};
+
 AP_HIDDEN ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];
+static struct {
+    struct ap_tag_node *free;
+} __attribute__((aligned(64))) tag_pools[AP_FLAG_LOCKS];
 
-static ap_lock_t *flag_lock(const ap_span_t *s)
+#define TAG_CHUNK (64 * 1024)
+
+static unsigned tag_stripe(const ap_span_t *s)
 {
-    return &ap_flag_locks[((uintptr_t)s >> 6) % AP_FLAG_LOCKS];
+    return (unsigned)(((uintptr_t)s >> 6) % AP_FLAG_LOCKS);
 }
 
-void ap_pageheap_flag(ap_span_t *s, void *p)
+/* A node from stripe i's pool (its lock held); NULL when out of memory. */
+static struct ap_tag_node *tag_node_locked(unsigned i)
 {
-    atomic_fetch_add_explicit(&s->nflagged, 1, memory_order_acq_rel);
-    if (s->state != AP_SPAN_SMALL)
-        return;
-    uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
-    ap_lock(flag_lock(s));
-    ap_pagemap_set_class(page, (uint8_t)(s->sizeclass | AP_CLASS_FLAG));
-    uint32_t idx = (uint32_t)(page - first_page(s));
-    if (!s->flagged) {
-        s->flagged = 1;
-        s->flag_page = idx;
-    } else if (s->flagged == 1 && s->flag_page != idx) {
-        s->flagged = 2;
+    struct ap_tag_node *n = tag_pools[i].free;
+    if (ap_unlikely(!n)) {
+        n = ap_os_map(TAG_CHUNK);
+        if (!n)
+            return NULL;
+        size_t k = TAG_CHUNK / sizeof *n;
+        for (size_t j = 1; j + 1 < k; j++)
+            n[j].next = &n[j + 1];
+        n[k - 1].next = NULL;
+        n->next = &n[1];
     }
-    ap_unlock(flag_lock(s));
+    tag_pools[i].free = n->next;
+    return n;
 }
 
-void ap_pageheap_unflag(ap_span_t *s)
+bool ap_pageheap_tag(ap_span_t *s, void *p, const uint64_t *data)
 {
-    if (atomic_fetch_sub_explicit(&s->nflagged, 1, memory_order_acq_rel) != 1 ||
-        s->state != AP_SPAN_SMALL)
-        return;
-    ap_lock(flag_lock(s));
-    if (s->flagged && atomic_load_explicit(&s->nflagged, memory_order_acquire) == 0) {
+    unsigned i = tag_stripe(s);
+    ap_lock(&ap_flag_locks[i]);
+    struct ap_tag_node *n = tag_node_locked(i);
+    if (!n) {
+        ap_unlock(&ap_flag_locks[i]);
+        return false;
+    }
+    n->ptr = (uintptr_t)p;
+    for (int k = 0; k < AP_TAG_WORDS; k++)
+        n->data[k] = data[k];
+    n->next = s->tags;
+    s->tags = n;
+    if (s->state == AP_SPAN_SMALL) {
+        uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
+        ap_pagemap_set_class(page, (uint8_t)(s->sizeclass | AP_CLASS_FLAG));
+        uint32_t idx = (uint32_t)(page - first_page(s));
+        if (!s->flagged) {
+            s->flagged = 1;
+            s->flag_page = idx;
+        } else if (s->flagged == 1 && s->flag_page != idx) {
+            s->flagged = 2;
+        }
+    }
+    ap_unlock(&ap_flag_locks[i]);
+    return true;
+}
+
+bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data)
+{
+    unsigned i = tag_stripe(s);
+    ap_lock(&ap_flag_locks[i]);
+    struct ap_tag_node **at = &s->tags, *n;
+    while ((n = *at) && n->ptr != (uintptr_t)p)
+        at = &n->next;
+    if (!n) {
+        ap_unlock(&ap_flag_locks[i]);
+        return false;
+    }
+    *at = n->next;
+    for (int k = 0; k < AP_TAG_WORDS; k++)
+        data[k] = n->data[k];
+    n->next = tag_pools[i].free;
+    tag_pools[i].free = n;
+    if (!s->tags && s->flagged) {
         uintptr_t page = first_page(s);
         if (s->flagged == 1) /* one page marked: clear just that one */
             ap_pagemap_set_class(page + s->flag_page, s->sizeclass);
@@ -469,7 +524,8 @@ void ap_pageheap_unflag(ap_span_t *s)
             ap_pagemap_set_class_range(page, s->npages, s->sizeclass);
         s->flagged = 0;
     }
-    ap_unlock(flag_lock(s));
+    ap_unlock(&ap_flag_locks[i]);
+    return true;
 }
 
 static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dirty, size_t *clean)

@@ -3,10 +3,11 @@
  *   - buckets: one per (stack, thread), append-only, with atomic counters
  *     (allocations add, frees of their sampled objects subtract via free_*);
  *     looked up through a hash index under prof_lock;
- *   - live samples: every sampled object still allocated, keyed by address,
- *     so its free can be charged to its bucket with the weight it was
- *     sampled with. 64 stripes, each an open-addressing table with its own
- *     lock, so frees on different threads rarely meet;
+ *   - live samples: every sampled object still allocated carries its record
+ *     (bucket, sizes, weight) in the allocator's tag list of its span
+ *     (ap_tag), so its free can be charged to its bucket with the weight it
+ *     was sampled with; a counting filter over their addresses answers "not
+ *     sampled" for most frees that reach the slow path without a lock;
  *   - threads seen allocating, with their names.
  * All storage is our own mappings (ap_os_map).
  */
@@ -19,47 +20,33 @@
 
 #define MAX_BUCKETS (1u << 22)
 #define MAX_THREADS 65536
-#define STRIPES 64
 
 AP_HIDDEN ap_lock_t ap_prof_lock;
 AP_HIDDEN _Atomic int64_t ap_prof_inuse_bytes;
 AP_HIDDEN _Atomic uint64_t ap_prof_dropped;
 
-static ap_bucket_t *buckets;
+AP_HIDDEN ap_bucket_t *ap_buckets;
 static _Atomic uint32_t nbuckets;
 static ap_id_index_t bucket_index;
 static ap_thread_rec_t *threads;
 static _Atomic uint32_t nthreads;
 
-typedef struct {
-    ap_lock_t lock;
-    uint32_t cap, used, tomb;
-    ap_live_t *tab; /* ptr 0 = empty, 1 = tombstone */
-} __attribute__((aligned(64))) stripe_t;
-
-static stripe_t stripes[STRIPES];
-
 /* A counting filter over the live samples' addresses: a free whose slot
  * reads 0 is certainly not sampled and skips the locked table probe. Frees
  * in flagged spans are mostly of unsampled neighbours, so this is the common
- * answer. A counter that reaches its maximum stays there (never a false 0). */
+ * answer. */
 #define FILTER_BITS 16
-static _Atomic uint16_t live_filter[1u << FILTER_BITS];
+static _Atomic uint32_t live_filter[1u << FILTER_BITS];
 
-static _Atomic uint16_t *filter_slot(uintptr_t p)
+static _Atomic uint32_t *filter_slot(uintptr_t p)
 {
     return &live_filter[(uint32_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> (64 - FILTER_BITS))];
 }
 
-static void filter_add(uintptr_t p, int d)
+/* 32-bit counts cannot overflow: a slot would need 2^32 live samples. */
+static void filter_add(uintptr_t p, uint32_t d)
 {
-    _Atomic uint16_t *c = filter_slot(p);
-    uint16_t v = atomic_load_explicit(c, memory_order_relaxed);
-    do {
-        if (v == UINT16_MAX || (d < 0 && v == 0))
-            return;
-    } while (!atomic_compare_exchange_weak_explicit(c, &v, (uint16_t)(v + d), memory_order_release,
-                                                    memory_order_relaxed));
+    atomic_fetch_add_explicit(filter_slot(p), d, memory_order_release);
 }
 
 bool ap_live_maybe(uintptr_t p)
@@ -69,9 +56,9 @@ bool ap_live_maybe(uintptr_t p)
 
 int ap_bucket_init(void)
 {
-    buckets = ap_os_map(MAX_BUCKETS * sizeof *buckets);
+    ap_buckets = ap_os_map(MAX_BUCKETS * sizeof *ap_buckets);
     threads = ap_os_map(MAX_THREADS * sizeof *threads);
-    return buckets && threads && ap_id_index_init(&bucket_index, 1u << 12) ? 0 : -1;
+    return ap_buckets && threads && ap_id_index_init(&bucket_index, 1u << 12) ? 0 : -1;
 }
 
 static uint32_t mix32(uint64_t k)
@@ -89,13 +76,13 @@ static uint32_t key_hash(uint32_t stack_id, uint32_t tid)
 
 static uint32_t bucket_hash_of(uint32_t idx)
 {
-    return key_hash(buckets[idx].stack_id, buckets[idx].tid);
+    return key_hash(ap_buckets[idx].stack_id, ap_buckets[idx].tid);
 }
 
 static bool bucket_matches(uint32_t idx, const void *key)
 {
     const uint32_t *k = key; /* {stack_id, tid} */
-    return buckets[idx].stack_id == k[0] && buckets[idx].tid == k[1];
+    return ap_buckets[idx].stack_id == k[0] && ap_buckets[idx].tid == k[1];
 }
 
 uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid)
@@ -108,16 +95,12 @@ uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid)
     uint32_t n = atomic_load_explicit(&nbuckets, memory_order_relaxed);
     if (n >= MAX_BUCKETS || !ap_id_index_add(&bucket_index, n, h, slot, bucket_hash_of))
         return UINT32_MAX;
-    buckets[n].stack_id = stack_id;
-    buckets[n].tid = tid;
+    ap_buckets[n].stack_id = stack_id;
+    ap_buckets[n].tid = tid;
     atomic_store_explicit(&nbuckets, n + 1, memory_order_release);
     return n;
 }
 
-ap_bucket_t *ap_bucket_at(uint32_t idx)
-{
-    return &buckets[idx];
-}
 uint32_t ap_bucket_count(void)
 {
     return atomic_load_explicit(&nbuckets, memory_order_acquire);
@@ -149,86 +132,42 @@ ap_thread_rec_t *ap_thread_at(uint32_t i)
     return &threads[i];
 }
 
-/* ---- live samples ---- */
+/* ---- live samples ----
+ * Kept with their objects: the allocator holds each one's record in the
+ * object's span (ap_tag), under a lock striped by span, which also makes the
+ * object's free take the slow path. */
 
-static uint32_t ptr_hash(uintptr_t p)
+static void pack(const ap_live_t *rec, uint64_t w[AP_TAG_WORDS])
 {
-    return mix32(p >> 4);
-}
-
-static bool stripe_resize(stripe_t *st, uint32_t cap)
-{
-    ap_live_t *t = ap_os_map(cap * sizeof *t);
-    if (!t)
-        return false;
-    for (uint32_t i = 0; i < st->cap; i++) {
-        ap_live_t *e = &st->tab[i];
-        if (e->ptr <= 1)
-            continue;
-        uint32_t s = (ptr_hash(e->ptr) / STRIPES) & (cap - 1);
-        while (t[s].ptr)
-            s = (s + 1) & (cap - 1);
-        t[s] = *e;
-    }
-    if (st->tab)
-        ap_os_unmap(st->tab, st->cap * sizeof *st->tab);
-    st->tab = t;
-    st->cap = cap;
-    st->tomb = 0;
-    return true;
+    w[0] = (uint64_t)rec->bucket | (uint64_t)rec->class_bytes << 32;
+    w[1] = rec->size;
+    w[2] = rec->wfp;
 }
 
 bool ap_live_insert(const ap_live_t *rec)
 {
-    uint32_t h = ptr_hash(rec->ptr);
-    stripe_t *st = &stripes[h % STRIPES];
-    ap_lock(&st->lock);
-    if ((st->used + st->tomb + 1) * 4 > st->cap * 3) {
-        uint32_t cap = st->cap ? st->cap : 256;
-        while ((st->used + 1) * 2 > cap)
-            cap *= 2;
-        if (!stripe_resize(st, cap)) {
-            ap_unlock(&st->lock);
-            atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
-            return false;
-        }
+    uint64_t w[AP_TAG_WORDS];
+    pack(rec, w);
+    if (!ap_tag((void *)rec->ptr, w)) {
+        atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
+        return false;
     }
-    uint32_t s = (h / STRIPES) & (st->cap - 1);
-    while (st->tab[s].ptr > 1)
-        s = (s + 1) & (st->cap - 1);
-    if (st->tab[s].ptr == 1)
-        st->tomb--;
-    st->tab[s] = *rec;
-    st->used++;
     filter_add(rec->ptr, 1);
-    ap_unlock(&st->lock);
     return true;
 }
 
 bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
 {
-    if (!ap_live_maybe(ptr))
+    uint64_t w[AP_TAG_WORDS];
+    if (!ap_live_maybe(ptr) || !ap_untag((const void *)ptr, w))
         return false;
-    uint32_t h = ptr_hash(ptr);
-    stripe_t *st = &stripes[h % STRIPES];
-    bool found = false;
-    ap_lock(&st->lock);
-    if (st->cap) {
-        for (uint32_t s = (h / STRIPES) & (st->cap - 1); st->tab[s].ptr;
-             s = (s + 1) & (st->cap - 1)) {
-            if (st->tab[s].ptr == ptr) {
-                *out = st->tab[s];
-                st->tab[s].ptr = 1;
-                st->used--;
-                filter_add(ptr, -1);
-                st->tomb++;
-                found = true;
-                break;
-            }
-        }
-    }
-    ap_unlock(&st->lock);
-    return found;
+    filter_add(ptr, (uint32_t)-1);
+    out->ptr = ptr;
+    out->bucket = (uint32_t)w[0];
+    out->class_bytes = (uint32_t)(w[0] >> 32);
+    out->size = w[1];
+    out->wfp = w[2];
+    return true;
 }
 
 /* ---- fork ---- */
@@ -236,26 +175,20 @@ bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
 void ap_bucket_fork_prepare(void)
 {
     ap_lock(&ap_prof_lock);
-    for (int i = 0; i < STRIPES; i++)
-        ap_lock(&stripes[i].lock);
 }
 
 void ap_bucket_fork_parent(void)
 {
-    for (int i = STRIPES; i-- > 0;)
-        ap_unlock(&stripes[i].lock);
     ap_unlock(&ap_prof_lock);
 }
 
 void ap_bucket_fork_child(void)
 {
-    for (int i = 0; i < STRIPES; i++)
-        ap_lock_init(&stripes[i].lock);
     ap_lock_init(&ap_prof_lock);
     /* the child writes everything afresh under its own process row */
     uint32_t n = ap_bucket_count();
     for (uint32_t i = 0; i < n; i++) {
-        ap_bucket_t *b = &buckets[i];
+        ap_bucket_t *b = &ap_buckets[i];
         b->w_alloc_wfp = b->w_free_wfp = b->w_samples = b->w_alloc_bytes = b->w_free_bytes = 0;
     }
     uint32_t t = ap_thread_count();

@@ -58,6 +58,7 @@ extern AP_TLS ap_prof_thread_t ap_prof_tls;
 
 int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen);
 int64_t ap_sampler_next_interval(void);
+double ap_sampler_neg_ln(uint64_t x); /* -ln(x 2^-53), x in [1, 2^53] */
 uint64_t ap_sampler_weight_fp(size_t n);
 uint32_t ap_prof_tid(void);
 int ap_parse_size(const char *s, uint64_t *out);
@@ -74,8 +75,10 @@ typedef struct {
     __asm__ volatile("lea 1f(%%rip), %0\n1:\n\tmov %%rsp, %1\n\tmov %%rbp, %2"                     \
                      : "=r"((c).ip), "=r"((c).sp), "=r"((c).bp))
 /* The stack from `from` (NULL: from here) outwards, our own frames dropped: its
- * depth. *walk_id, when not 0, names these exact frames: the same id again
- * from this thread means the same stack. */
+ * depth. *walk_id: on entry, the id of this thread's walk whose frames the
+ * caller holds (0: none); on return, when not 0, the id that names these exact
+ * frames (the same id again from this thread means the same stack). When it
+ * equals the id passed in, frames were not written. */
 int ap_unwind_capture(uint64_t *frames, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id);
 void ap_unwind_fork_wait(void); /* fork: wait for slow unwinds in flight, hold new ones */
 void ap_unwind_fork_done(void);
@@ -118,7 +121,11 @@ extern _Atomic uint64_t ap_prof_dropped;    /* samples lost to full tables */
 
 int ap_bucket_init(void);
 uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid);
-ap_bucket_t *ap_bucket_at(uint32_t idx);
+extern ap_bucket_t *ap_buckets;
+static inline ap_bucket_t *ap_bucket_at(uint32_t idx)
+{
+    return &ap_buckets[idx];
+}
 uint32_t ap_bucket_count(void);
 bool ap_live_insert(const ap_live_t *rec);
 bool ap_live_remove(uintptr_t ptr, ap_live_t *out);

@@ -142,30 +142,46 @@ int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
  * The library avoids libm: linking it costs every profiled program ~300 KB
  * of RSS. These are accurate to ~1e-12 relative over the ranges used. */
 
-/* ln(x) for x > 0 finite: x = m * 2^e with m in [sqrt(1/2), sqrt(2)), then
- * ln m = 2 atanh(s) = 2 (s + s^3/3 + ... + s^9/9), s = (m - 1) / (m + 1),
- * |s| < 0.172, so the first omitted term, s^11/11, is below 4e-10 relative:
- * far finer than anything an exponential sampling interval needs. */
-static double ap_ln(double x)
+/* ln(c) for c in [1, 2), to double precision: ln c = 2 atanh(s) = 2 (s +
+ * s^3/3 + s^5/5 + ...), s = (c - 1) / (c + 1) <= 1/3, summed until the terms
+ * vanish. Only the interval table below is built with it. */
+static double ln_1_2(double c)
+{
+    double s = (c - 1) / (c + 1), z = s * s, t = s, sum = 0;
+    for (int k = 1; k < 80 && t > 1e-18; k += 2, t *= z)
+        sum += t / k;
+    return 2 * sum;
+}
+
+/* -ln(x 2^-53) for an integer x in [1, 2^53]: the sampling interval's log,
+ * by table. x = 2^e m, m in [1, 2); the top 7 bits of m pick c = 1 + (i +
+ * 1/2)/128, and ln m = ln c + ln(1 + r), r = m/c - 1, |r| < 1/256, so three
+ * terms of the series leave an error below r^4/4 < 6e-11. ~20 instructions
+ * and no division. */
+#define LN_TAB 128
+static double ln_c[LN_TAB], inv_c[LN_TAB];
+
+__attribute__((constructor)) static void ln_tables(void)
+{
+    for (int i = 0; i < LN_TAB; i++) {
+        double c = 1 + (i + 0.5) / LN_TAB;
+        ln_c[i] = ln_1_2(c);
+        inv_c[i] = 1 / c;
+    }
+}
+
+double ap_sampler_neg_ln(uint64_t x)
 {
     union {
         double d;
         uint64_t u;
-    } v = {x};
-    int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+    } v = {(double)x}; /* exact: x <= 2^53 */
+    int e = (int)(v.u >> 52) - 1023;
+    unsigned i = (unsigned)(v.u >> (52 - 7)) & (LN_TAB - 1);
     v.u = (v.u & 0x000fffffffffffffull) | 0x3ff0000000000000ull; /* m in [1, 2) */
-    double m = v.d;
-    if (m > 1.4142135623730951) {
-        m *= 0.5;
-        e++;
-    }
-    double s = (m - 1) / (m + 1), z = s * s;
-    double p = 1.0 / 9;
-    p = p * z + 1.0 / 7;
-    p = p * z + 1.0 / 5;
-    p = p * z + 1.0 / 3;
-    p = p * z + 1.0;
-    return 2 * s * p + e * 0.6931471805599453;
+    double r = v.d * inv_c[i] - 1;
+    double ln_m = ln_c[i] + r * (1 - r * (0.5 - r * (1.0 / 3)));
+    return (53 - e) * 0.6931471805599453 - ln_m;
 }
 
 /* 1 - exp(-x) for x >= 0, without cancellation for small x. Relative error
@@ -212,9 +228,8 @@ int64_t ap_sampler_next_interval(void)
     uint64_t rate = ap_prof_cfg.rate;
     if (rate <= 1)
         return 0;
-    /* u uniform in (0, 1]: 53 random bits */
-    double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740992.0);
-    double x = -ap_ln(u) * (double)rate;
+    /* u = x 2^-53 uniform in (0, 1]: 53 random bits */
+    double x = ap_sampler_neg_ln((rng_next() >> 11) + 1) * (double)rate;
     if (x > 4.0e18)
         x = 4.0e18;
     return (int64_t)x;
@@ -247,7 +262,8 @@ static void thread_setup(void)
 
 static uint32_t class_bytes_of(const void *p, size_t n)
 {
-    size_t u = ap_usable_size(p);
+    uint32_t c = ap_pagemap_class(p) & ~(uint32_t)AP_CLASS_FLAG;
+    size_t u = c ? ap_class_size[c] : ap_usable_size(p);
     if (!u)
         u = n;
     return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
@@ -290,11 +306,12 @@ static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, i
 static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
-    uint64_t walk_id;
-    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from, &walk_id);
     uint32_t tid = ap_prof_tid();
+    /* the unwinder skips copying frames it knows this thread recorded last */
+    uint64_t known = tid == last_walk.tid ? last_walk.id : 0, walk_id = known;
+    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from, &walk_id);
     uint32_t b = UINT32_MAX;
-    if (walk_id && walk_id == last_walk.id && tid == last_walk.tid)
+    if (walk_id && walk_id == known)
         b = last_walk.bucket; /* the very stack this thread recorded last time */
     uint64_t hash = 0;
     if (b == UINT32_MAX) {
@@ -325,8 +342,7 @@ static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
     atomic_fetch_add_explicit(&bk->alloc_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->alloc_class_bytes, cbytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->samples, 1, memory_order_relaxed);
-    if (ap_live_insert(&rec))
-        ap_flag(p);
+    ap_live_insert(&rec);
     atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
     if (ap_prof_cfg.peak > 0)
         ap_dump_request_peak();
@@ -373,16 +389,12 @@ void ap_prof_count_free(const ap_live_t *rec)
 
 bool ap_prof_take(void *p, ap_live_t *rec)
 {
-    if (!p || !ap_live_remove((uintptr_t)p, rec))
-        return false;
-    ap_unflag(p);
-    return true;
+    return p && ap_live_remove((uintptr_t)p, rec);
 }
 
 void ap_prof_put_back(const ap_live_t *rec)
 {
-    if (ap_live_insert(rec))
-        ap_flag((void *)rec->ptr);
+    ap_live_insert(rec);
 }
 
 void ap_prof_free(void *p)

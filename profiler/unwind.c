@@ -694,8 +694,6 @@ static inline bool is_self(uint64_t ip)
     return ip >= self_lo && ip < self_hi;
 }
 
-/* Returns the depth, or -1 when a frame needs libunwind. Frames inside
- * liballocprof.so at the top of the stack are dropped. */
 static __attribute__((noinline)) uint64_t rule_slow(uint64_t ip, uint32_t g)
 {
     uint64_t rule;
@@ -769,7 +767,7 @@ static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *
  * and the frames are reused after ~2 loads per frame instead of a rule
  * lookup each (a hot allocation site samples from the same stack depth). */
 typedef struct {
-    uintptr_t ip0, sp0, bp0;
+    uintptr_t ip0, sp0, bp0, hi0;
     uint64_t id; /* this thread's walks remembered so far; names the frames below */
     uint32_t gen;
     int max, depth;
@@ -780,7 +778,9 @@ typedef struct {
 static AP_TLS walk_memo_t wmemo;
 
 /* Returns the depth, or -1 when a frame needs libunwind. Frames inside
- * liballocprof.so at the top of the stack are dropped. */
+ * liballocprof.so at the top of the stack are dropped. *walk_id: on entry the
+ * id of a walk whose frames the caller holds (0: none); on return this walk's
+ * id (0: not remembered). When the two are equal, out was not written. */
 static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_unwind_ctx_t *from,
                                                uint64_t *walk_id)
 {
@@ -795,16 +795,19 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
         return -1;
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK;
     walk_memo_t *m = &wmemo;
-    if (m->ip0 == ip && m->sp0 == sp && (!m->rd.bp_input || m->bp0 == bp) && m->gen == g &&
-        m->max == max) {
-        int k = 0;
-        for (; k < m->rd.n; k++)
-            if (m->rd.addr[k] < sp || m->rd.addr[k] > hi - 8 ||
-                *(const uintptr_t *)m->rd.addr[k] != m->rd.val[k])
-                break;
-        if (k == m->rd.n) {
-            memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
+    uint64_t known = *walk_id;
+    *walk_id = 0;
+    /* Same sp and stack top: every remembered address lies in [sp, hi - 8]
+     * as it did when the walk first checked it. */
+    if (m->ip0 == ip && m->sp0 == sp && m->hi0 == hi && (!m->rd.bp_input || m->bp0 == bp) &&
+        m->gen == g && m->max == max) {
+        int k = 0, n = m->rd.n;
+        while (k < n && *(const uintptr_t *)m->rd.addr[k] == m->rd.val[k])
+            k++;
+        if (k == n) {
             *walk_id = m->id;
+            if (m->id != known)
+                memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
             return m->depth;
         }
     }
@@ -832,6 +835,7 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
         m->gen = g;
         m->sp0 = sp0;
         m->bp0 = bp0;
+        m->hi0 = hi;
         m->ip0 = ip0;
         *walk_id = ++m->id;
     }
@@ -920,17 +924,18 @@ static void report_difference(const uint64_t *a, int na, const uint64_t *b, int 
 
 int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
 {
-    *walk_id = 0;
     if (ap_likely(mode == 0)) {
         int n = walk_fast(out, max, from, walk_id);
         if (ap_likely(n >= 0))
             return n;
         atomic_fetch_add_explicit(&n_fallback, 1, memory_order_relaxed);
+        *walk_id = 0;
         return walk_libunwind(out, max);
     }
+    *walk_id = 0;
     if (mode == 1)
         return walk_libunwind(out, max);
-    uint64_t other[AP_MAX_DEPTH], unused;
+    uint64_t other[AP_MAX_DEPTH], unused = 0;
     int n = walk_libunwind(out, max);
     int m = walk_fast(other, max, from, &unused);
     if (m < 0) {

@@ -2,7 +2,7 @@
  * alloc.alloc_api — the allocator's entry points as the shim uses them:
  * alignment and usable size of every small size, calloc zeroing of reused
  * memory, realloc across classes with contents kept, memalign, foreign and
- * NULL pointers, the flag hook the profiler relies on, and trim.
+ * NULL pointers, the tag hook the profiler relies on, and trim.
  */
 #include <errno.h>
 #include <string.h>
@@ -90,27 +90,35 @@ static void foreign_and_null_pointers(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
-static void flag_makes_free_slow(void **state)
+static void tag_makes_free_slow(void **state)
 {
+    const uint64_t in[AP_TAG_WORDS] = {1, 2, 3};
+    uint64_t out[AP_TAG_WORDS];
     void *p = ap_malloc(200);
     uint32_t c = ap_pagemap_class(p);
     assert_true(ap_class_is_plain(c));
-    ap_flag(p);
+    assert_true(ap_tag(p, in));
     uint32_t f = ap_pagemap_class(p);
     assert_int_equal(f, c | AP_CLASS_FLAG);
     assert_false(ap_class_is_plain(f));
     assert_int_equal(ap_usable_size(p), ap_class_size[c]);
     ap_free(p); /* slow path, still correct */
     void *big = ap_malloc(1 << 20);
-    ap_flag(big);
-    assert_int_equal(atomic_load(&ap_pagemap_span(big)->nflagged), 1);
-    ap_unflag(big);
+    assert_false(ap_untag(big, out));
+    assert_true(ap_tag(big, in));
+    assert_true(ap_untag(big, out));
+    assert_memory_equal(out, in, sizeof in);
+    assert_false(ap_untag(big, out)); /* taken once */
     ap_free(big);
+    int local;
+    assert_false(ap_tag(&local, in)); /* not ours */
+    assert_false(ap_untag(&local, out));
 }
 
-/* A flag marks the page the object starts on; the marks stay until the last
- * flagged object of the span is unflagged, then every page is clear. */
-static void flag_marks_until_last_unflag(void **state)
+/* A tag marks the page the object starts on; the marks stay until the
+ * span's last tag is taken back, then every page is clear. Each object gets
+ * its own record back. */
+static void tag_marks_until_last_untag(void **state)
 {
     uint32_t c = ap_size_class(3000); /* a span of several pages */
     assert_true(ap_class_pages[c] > 1);
@@ -131,14 +139,18 @@ static void flag_marks_until_last_unflag(void **state)
                 break;
             }
     assert_true(b >= 0);
-    ap_flag(v[a]);
+    const uint64_t ta[AP_TAG_WORDS] = {10, 11, 12}, tb[AP_TAG_WORDS] = {20, 21, 22};
+    uint64_t out[AP_TAG_WORDS];
+    assert_true(ap_tag(v[a], ta));
     assert_false(ap_class_is_plain(ap_pagemap_class(v[a])));
     assert_true(ap_class_is_plain(ap_pagemap_class(v[b]))); /* another page: untouched */
-    ap_flag(v[b]);
+    assert_true(ap_tag(v[b], tb));
     assert_false(ap_class_is_plain(ap_pagemap_class(v[b])));
-    ap_unflag(v[a]); /* b still flagged: marks stay */
+    assert_true(ap_untag(v[a], out)); /* b still tagged: marks stay */
+    assert_memory_equal(out, ta, sizeof ta);
     assert_false(ap_class_is_plain(ap_pagemap_class(v[b])));
-    ap_unflag(v[b]); /* the last: the whole span is clear */
+    assert_true(ap_untag(v[b], out)); /* the last: the whole span is clear */
+    assert_memory_equal(out, tb, sizeof tb);
     ap_span_t *s = ap_pagemap_span(v[a]);
     for (size_t i = 0; i < s->npages; i++)
         assert_true(ap_class_is_plain(ap_pagemap_class((void *)(s->start + (i << AP_PAGE_SHIFT)))));
@@ -170,8 +182,8 @@ int main(void)
         cmocka_unit_test(realloc_across_classes_keeps_data),
         cmocka_unit_test(memalign_small),
         cmocka_unit_test(foreign_and_null_pointers),
-        cmocka_unit_test(flag_makes_free_slow),
-        cmocka_unit_test(flag_marks_until_last_unflag),
+        cmocka_unit_test(tag_makes_free_slow),
+        cmocka_unit_test(tag_marks_until_last_untag),
         cmocka_unit_test(trim_releases_free_memory),
     };
     return cmocka_run_group_tests_name("alloc.alloc_api", tests, NULL, NULL);

@@ -36,6 +36,23 @@ static void intervals_are_exponential(void **state)
     assert_true(fabs((double)below_tenth / N - (1 - exp(-0.1))) < 0.003);
 }
 
+/* The table logarithm behind the intervals agrees with libm to 1e-10 over
+ * the whole range of u, from 2^-53 to 1 (where the interval is 0). */
+static void interval_log_is_accurate(void **state)
+{
+    uint64_t top = (uint64_t)1 << 53, x = 88172645463325252ull;
+    assert_true(fabs(ap_sampler_neg_ln(top)) < 1e-10);
+    assert_true(fabs(ap_sampler_neg_ln(1) - 53 * log(2)) < 1e-10);
+    for (int i = 0; i < 1000000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t k = (x >> (11 + i % 53)) + 1; /* every magnitude */
+        double want = -log((double)k / (double)top);
+        assert_true(fabs(ap_sampler_neg_ln(k) - want) < 1e-10 * (1 + want));
+    }
+}
+
 static void rate_one_samples_everything(void **state)
 {
     ap_prof_cfg.rate = 1;
@@ -77,22 +94,41 @@ static void sizes_parse(void **state)
     assert_int_not_equal(ap_parse_size("", &v), 0);
 }
 
-static void live_table_round_trip(void **state)
+/* Live samples travel with their objects: every record comes back exactly
+ * once, for its own object, whatever else shares the span; objects never
+ * tagged, foreign pointers and NULL have none. */
+static void live_samples_round_trip(void **state)
 {
     assert_int_equal(ap_bucket_init(), 0);
     enum { N = 50000 };
+    static void *obj[N + 1];
     for (uintptr_t i = 1; i <= N; i++) {
-        ap_live_t r = {i * 16 + 0x10000, (uint32_t)i, 16, i, i * 3};
-        ap_live_insert(&r);
+        obj[i] = ap_malloc(i % 3 == 0 ? 100000 : 16 + i % 200); /* small and large */
+        assert_non_null(obj[i]);
+        if (i % 5 == 0)
+            continue; /* a neighbour never sampled */
+        ap_live_t r = {(uintptr_t)obj[i], (uint32_t)i, 16, i, i * 3};
+        assert_true(ap_live_insert(&r));
     }
     ap_live_t out;
     for (uintptr_t i = 1; i <= N; i += 2) {
-        assert_true(ap_live_remove(i * 16 + 0x10000, &out));
-        assert_int_equal(out.bucket, (uint32_t)i);
-        assert_int_equal(out.wfp, i * 3);
+        assert_int_equal(ap_live_remove((uintptr_t)obj[i], &out), i % 5 != 0);
+        if (i % 5 != 0) {
+            assert_int_equal(out.ptr, (uintptr_t)obj[i]);
+            assert_int_equal(out.bucket, (uint32_t)i);
+            assert_int_equal(out.class_bytes, 16);
+            assert_int_equal(out.size, i);
+            assert_int_equal(out.wfp, i * 3);
+        }
     }
     for (uintptr_t i = 1; i <= N; i++)
-        assert_int_equal(ap_live_remove(i * 16 + 0x10000, &out), i % 2 == 0);
+        assert_int_equal(ap_live_remove((uintptr_t)obj[i], &out), i % 2 == 0 && i % 5 != 0);
+    for (uintptr_t i = 1; i <= N; i++) {
+        assert_false(ap_pagemap_class(obj[i]) & AP_CLASS_FLAG); /* the last tag took the mark */
+        ap_free(obj[i]);
+    }
+    int local;
+    assert_false(ap_live_remove((uintptr_t)&local, &out));
     assert_false(ap_live_remove(0x12345670, &out));
 }
 
@@ -114,10 +150,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(intervals_are_exponential),
+        cmocka_unit_test(interval_log_is_accurate),
         cmocka_unit_test(rate_one_samples_everything),
         cmocka_unit_test(weights_unbias),
         cmocka_unit_test(sizes_parse),
-        cmocka_unit_test(live_table_round_trip),
+        cmocka_unit_test(live_samples_round_trip),
         cmocka_unit_test(buckets_keyed_by_stack_and_thread),
     };
     return cmocka_run_group_tests_name("profiler.sampler", tests, NULL, NULL);
