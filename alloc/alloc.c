@@ -178,18 +178,6 @@ void *ap_memalign(size_t align, size_t n)
     return ap_large_alloc(n > AP_MAX_SMALL ? n : AP_MAX_SMALL + 1, align, false);
 }
 
-bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS])
-{
-    ap_span_t *s = ap_pagemap_span(p);
-    return s && ap_pageheap_tag(s, p, data);
-}
-
-bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS])
-{
-    ap_span_t *s = ap_pagemap_span(p);
-    return s && ap_pageheap_untag(s, p, data);
-}
-
 /* ---- maintenance ---- */
 
 size_t ap_trim(void)

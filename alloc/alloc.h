@@ -41,10 +41,10 @@ bool ap_owns(const void *p);
  * so its free (and those of its page's neighbours) takes the slow path until
  * the span's tags are all taken back. False when out of memory. */
 #define AP_TAG_WORDS 3
-bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS]);
+static inline bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS]);
 /* Take p's record back (before p is freed or reallocated): false when p has
- * none. */
-bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS]);
+ * none. (Both inline, in alloc_internal.h.) */
+static inline bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS]);
 
 /* Return free memory to the OS and empty the caller's thread cache. Returns
  * the bytes released. */

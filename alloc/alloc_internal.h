@@ -254,6 +254,16 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
 bool ap_pageheap_tag(ap_span_t *s, void *p, const uint64_t *data);
 bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data);
+static inline bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS])
+{
+    ap_span_t *s = ap_pagemap_span(p);
+    return s && ap_pageheap_tag(s, p, data);
+}
+static inline bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS])
+{
+    ap_span_t *s = ap_pagemap_span(p);
+    return s && ap_pageheap_untag(s, p, data);
+}
 /* Locks of span tags (striped by span), for the fork handlers. */
 #define AP_FLAG_LOCKS 16
 extern ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];

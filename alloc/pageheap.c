@@ -453,20 +453,27 @@ static unsigned tag_stripe(const ap_span_t *s)
     return (unsigned)(((uintptr_t)s >> 6) % AP_FLAG_LOCKS);
 }
 
-/* A node from stripe i's pool (its lock held); NULL when out of memory. */
-static struct ap_tag_node *tag_node_locked(unsigned i)
+/* Stripe i's pool is empty (its lock held): carve a fresh chunk into it.
+ * False when out of memory. */
+static __attribute__((noinline, cold)) bool tag_pool_refill_locked(unsigned i)
 {
+    struct ap_tag_node *n = ap_os_map(TAG_CHUNK);
+    if (!n)
+        return false;
+    size_t k = TAG_CHUNK / sizeof *n;
+    for (size_t j = 0; j + 1 < k; j++)
+        n[j].next = &n[j + 1];
+    n[k - 1].next = NULL;
+    tag_pools[i].free = n;
+    return true;
+}
+
+/* A node from stripe i's pool (its lock held); NULL when out of memory. */
+static inline struct ap_tag_node *tag_node_locked(unsigned i)
+{
+    if (ap_unlikely(!tag_pools[i].free) && !tag_pool_refill_locked(i))
+        return NULL;
     struct ap_tag_node *n = tag_pools[i].free;
-    if (ap_unlikely(!n)) {
-        n = ap_os_map(TAG_CHUNK);
-        if (!n)
-            return NULL;
-        size_t k = TAG_CHUNK / sizeof *n;
-        for (size_t j = 1; j + 1 < k; j++)
-            n[j].next = &n[j + 1];
-        n[k - 1].next = NULL;
-        n->next = &n[1];
-    }
     tag_pools[i].free = n->next;
     return n;
 }

@@ -3,11 +3,11 @@
  *   - buckets: one per (stack, thread), append-only, with atomic counters
  *     (allocations add, frees of their sampled objects subtract via free_*);
  *     looked up through a hash index under prof_lock;
- *   - live samples: every sampled object still allocated carries its record
- *     (bucket, sizes, weight) in the allocator's tag list of its span
- *     (ap_tag), so its free can be charged to its bucket with the weight it
- *     was sampled with; a counting filter over their addresses answers "not
- *     sampled" for most frees that reach the slow path without a lock;
+ *   - live samples (inline in profiler_internal.h): every sampled object still
+ *     allocated carries its record (bucket, sizes, weight) in the allocator's
+ *     tag list of its span (ap_tag), so its free can be charged to its bucket
+ *     with the weight it was sampled with; the counting filter over their
+ *     addresses lives here;
  *   - threads seen allocating, with their names.
  * All storage is our own mappings (ap_os_map).
  */
@@ -31,28 +31,7 @@ static ap_id_index_t bucket_index;
 static ap_thread_rec_t *threads;
 static _Atomic uint32_t nthreads;
 
-/* A counting filter over the live samples' addresses: a free whose slot
- * reads 0 is certainly not sampled and skips the locked table probe. Frees
- * in flagged spans are mostly of unsampled neighbours, so this is the common
- * answer. */
-#define FILTER_BITS 16
-static _Atomic uint32_t live_filter[1u << FILTER_BITS];
-
-static _Atomic uint32_t *filter_slot(uintptr_t p)
-{
-    return &live_filter[(uint32_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> (64 - FILTER_BITS))];
-}
-
-/* 32-bit counts cannot overflow: a slot would need 2^32 live samples. */
-static void filter_add(uintptr_t p, uint32_t d)
-{
-    atomic_fetch_add_explicit(filter_slot(p), d, memory_order_release);
-}
-
-bool ap_live_maybe(uintptr_t p)
-{
-    return atomic_load_explicit(filter_slot(p), memory_order_acquire) != 0;
-}
+AP_HIDDEN _Atomic uint32_t ap_live_filter[1u << AP_LIVE_FILTER_BITS];
 
 int ap_bucket_init(void)
 {
@@ -130,44 +109,6 @@ uint32_t ap_thread_count(void)
 ap_thread_rec_t *ap_thread_at(uint32_t i)
 {
     return &threads[i];
-}
-
-/* ---- live samples ----
- * Kept with their objects: the allocator holds each one's record in the
- * object's span (ap_tag), under a lock striped by span, which also makes the
- * object's free take the slow path. */
-
-static void pack(const ap_live_t *rec, uint64_t w[AP_TAG_WORDS])
-{
-    w[0] = (uint64_t)rec->bucket | (uint64_t)rec->class_bytes << 32;
-    w[1] = rec->size;
-    w[2] = rec->wfp;
-}
-
-bool ap_live_insert(const ap_live_t *rec)
-{
-    uint64_t w[AP_TAG_WORDS];
-    pack(rec, w);
-    if (!ap_tag((void *)rec->ptr, w)) {
-        atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
-        return false;
-    }
-    filter_add(rec->ptr, 1);
-    return true;
-}
-
-bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
-{
-    uint64_t w[AP_TAG_WORDS];
-    if (!ap_live_maybe(ptr) || !ap_untag((const void *)ptr, w))
-        return false;
-    filter_add(ptr, (uint32_t)-1);
-    out->ptr = ptr;
-    out->bucket = (uint32_t)w[0];
-    out->class_bytes = (uint32_t)(w[0] >> 32);
-    out->size = w[1];
-    out->wfp = w[2];
-    return true;
 }
 
 /* ---- fork ---- */

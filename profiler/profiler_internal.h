@@ -127,9 +127,54 @@ static inline ap_bucket_t *ap_bucket_at(uint32_t idx)
     return &ap_buckets[idx];
 }
 uint32_t ap_bucket_count(void);
-bool ap_live_insert(const ap_live_t *rec);
-bool ap_live_remove(uintptr_t ptr, ap_live_t *out);
-bool ap_live_maybe(uintptr_t ptr); /* false: certainly not a live sample */
+
+/* Live samples are kept with their objects: the allocator holds each one's
+ * record in the object's span (ap_tag), under a lock striped by span, which
+ * also sends the object's free down the slow path. A counting filter over
+ * their addresses answers "certainly not sampled" for most other frees that
+ * reach the slow path (page neighbours, large blocks) without that lock.
+ * 32-bit counts cannot overflow: a slot would need 2^32 live samples. */
+#define AP_LIVE_FILTER_BITS 16
+extern _Atomic uint32_t ap_live_filter[1u << AP_LIVE_FILTER_BITS];
+
+static inline _Atomic uint32_t *ap_live_filter_slot(uintptr_t p)
+{
+    return &ap_live_filter[(uint32_t)((p >> 4) * 0x9E3779B97F4A7C15ull >>
+                                      (64 - AP_LIVE_FILTER_BITS))];
+}
+
+/* false: certainly not a live sample */
+static inline bool ap_live_maybe(uintptr_t p)
+{
+    return atomic_load_explicit(ap_live_filter_slot(p), memory_order_acquire) != 0;
+}
+
+static inline bool ap_live_insert(const ap_live_t *rec)
+{
+    const uint64_t w[AP_TAG_WORDS] = {(uint64_t)rec->bucket | (uint64_t)rec->class_bytes << 32,
+                                      rec->size, rec->wfp};
+    if (!ap_tag((void *)rec->ptr, w)) {
+        atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
+        return false;
+    }
+    atomic_fetch_add_explicit(ap_live_filter_slot(rec->ptr), 1, memory_order_release);
+    return true;
+}
+
+static inline bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
+{
+    uint64_t w[AP_TAG_WORDS];
+    if (!ap_live_maybe(ptr) || !ap_untag((const void *)ptr, w))
+        return false;
+    atomic_fetch_sub_explicit(ap_live_filter_slot(ptr), 1, memory_order_release);
+    out->ptr = ptr;
+    out->bucket = (uint32_t)w[0];
+    out->class_bytes = (uint32_t)(w[0] >> 32);
+    out->size = w[1];
+    out->wfp = w[2];
+    return true;
+}
+
 void ap_thread_note_locked(uint32_t tid);
 uint32_t ap_thread_count(void);
 ap_thread_rec_t *ap_thread_at(uint32_t i);

@@ -777,40 +777,45 @@ typedef struct {
 
 static AP_TLS walk_memo_t wmemo;
 
-/* Returns the depth, or -1 when a frame needs libunwind. Frames inside
- * liballocprof.so at the top of the stack are dropped. *walk_id: on entry the
- * id of a walk whose frames the caller holds (0: none); on return this walk's
- * id (0: not remembered). When the two are equal, out was not written. */
+/* A repeat of this thread's last walk: its depth, with *walk_id set to its
+ * id and the frames copied to out unless *walk_id already named them on
+ * entry; -1 when it is not a repeat (*walk_id untouched). Inline in
+ * ap_unwind_capture: a repeat is the common case, a handful of loads. */
+static inline __attribute__((always_inline)) int
+walk_repeat(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
+{
+    const walk_memo_t *m = &wmemo;
+    uintptr_t sp = from->sp;
+    /* Same sp and stack top: every remembered address lies in [sp, hi - 8]
+     * as it did when the walk first checked it. */
+    if (m->ip0 != from->ip || m->sp0 != sp || (m->rd.bp_input && m->bp0 != from->bp) ||
+        m->max != max || m->gen != (atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK) ||
+        m->hi0 != stack_top(sp))
+        return -1;
+    int k = 0, n = m->rd.n;
+    while (k < n && *(const uintptr_t *)m->rd.addr[k] == m->rd.val[k])
+        k++;
+    if (k != n)
+        return -1;
+    if (m->id != *walk_id)
+        memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
+    *walk_id = m->id;
+    return m->depth;
+}
+
+/* A full walk (walk_repeat missed): the depth, or -1 when a frame needs
+ * libunwind. Frames inside liballocprof.so at the top of the stack are
+ * dropped. *walk_id: this walk's id, or 0 when it is not remembered. */
 static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_unwind_ctx_t *from,
                                                uint64_t *walk_id)
 {
-    ap_unwind_ctx_t here;
-    if (!from) {
-        AP_UNWIND_HERE(here);
-        from = &here;
-    }
     uintptr_t ip = from->ip, sp = from->sp, bp = from->bp;
+    *walk_id = 0;
     uintptr_t hi = stack_top(sp);
     if (!hi)
         return -1;
     uint32_t g = atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK;
     walk_memo_t *m = &wmemo;
-    uint64_t known = *walk_id;
-    *walk_id = 0;
-    /* Same sp and stack top: every remembered address lies in [sp, hi - 8]
-     * as it did when the walk first checked it. */
-    if (m->ip0 == ip && m->sp0 == sp && m->hi0 == hi && (!m->rd.bp_input || m->bp0 == bp) &&
-        m->gen == g && m->max == max) {
-        int k = 0, n = m->rd.n;
-        while (k < n && *(const uintptr_t *)m->rd.addr[k] == m->rd.val[k])
-            k++;
-        if (k == n) {
-            *walk_id = m->id;
-            if (m->id != known)
-                memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
-            return m->depth;
-        }
-    }
     uintptr_t ip0 = ip, sp0 = sp, bp0 = bp;
     reads_t *rd = &m->rd;
     rd->n = 0;
@@ -924,8 +929,16 @@ static void report_difference(const uint64_t *a, int na, const uint64_t *b, int 
 
 int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
 {
+    ap_unwind_ctx_t here;
+    if (!from) {
+        AP_UNWIND_HERE(here);
+        from = &here;
+    }
     if (ap_likely(mode == 0)) {
-        int n = walk_fast(out, max, from, walk_id);
+        int n = walk_repeat(out, max, from, walk_id);
+        if (ap_likely(n >= 0))
+            return n;
+        n = walk_fast(out, max, from, walk_id);
         if (ap_likely(n >= 0))
             return n;
         atomic_fetch_add_explicit(&n_fallback, 1, memory_order_relaxed);
