@@ -228,24 +228,32 @@ int64_t ap_sampler_next_interval(void)
     uint64_t rate = ap_prof_cfg.rate;
     if (rate <= 1)
         return 0;
-    /* u = x 2^-53 uniform in (0, 1]: 53 random bits */
-    double x = ap_sampler_neg_ln((rng_next() >> 11) + 1) * (double)rate;
+    /* u = x 2^-53 uniform in (0, 1]: 53 random bits; rate < 2^63 (ap_parse_size) */
+    double x = ap_sampler_neg_ln((rng_next() >> 11) + 1) * (double)(int64_t)rate;
     if (x > 4.0e18)
         x = 4.0e18;
     return (int64_t)x;
 }
 
-uint64_t ap_sampler_weight_fp(size_t n)
+static inline __attribute__((always_inline)) uint64_t weight_fp(size_t n)
 {
     uint64_t rate = ap_prof_cfg.rate;
     if (rate <= 1)
         return 1u << AP_WFP_SHIFT;
-    double x = (double)n / (double)rate, w;
-    if (x < 0.25) /* Laurent series: 1/x + 1/2 + x/12 - x^3/720, next term x^5/30240 < 1e-8 w */
+    /* n and rate < 2^63: signed conversions, one instruction each */
+    double x = (double)(int64_t)n / (double)(int64_t)rate, w;
+    if (ap_likely(
+            x <
+            0.25)) /* Laurent series: 1/x + 1/2 + x/12 - x^3/720, next term x^5/30240 < 1e-8 w */
         w = 1.0 / x + 0.5 + x * (1.0 / 12 - x * x * (1.0 / 720));
     else
         w = 1.0 / ap_one_minus_exp_neg(x);
     return (uint64_t)(w * (1u << AP_WFP_SHIFT) + 0.5);
+}
+
+uint64_t ap_sampler_weight_fp(size_t n)
+{
+    return weight_fp(n);
 }
 
 static void thread_setup(void)
@@ -303,7 +311,8 @@ static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, i
     return m->bucket;
 }
 
-static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
+static inline __attribute__((always_inline)) void record(void *p, size_t n,
+                                                         const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
     uint32_t tid = ap_prof_tid();
@@ -334,7 +343,7 @@ static void record(void *p, size_t n, const ap_unwind_ctx_t *from)
     last_walk.id = walk_id;
     last_walk.bucket = b;
     last_walk.tid = tid;
-    ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, ap_sampler_weight_fp(n)};
+    ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, weight_fp(n)};
     ap_bucket_t *bk = ap_bucket_at(b);
     int64_t bytes = (int64_t)((rec.wfp * (unsigned __int128)n) >> AP_WFP_SHIFT);
     int64_t cbytes = (int64_t)((rec.wfp * (unsigned __int128)rec.class_bytes) >> AP_WFP_SHIFT);

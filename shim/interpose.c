@@ -58,9 +58,16 @@ AP_NOINLINE void *ap_shim_malloc_slow(size_t n)
 
 AP_NOINLINE void ap_shim_free_slow(void *p, uint32_t c)
 {
-    /* flagged spans hold sampled objects; class 0 is large, huge, NULL or foreign */
-    if ((c & AP_CLASS_FLAG || (c == 0 && p)) && ap_prof_active)
+    /* flagged pages hold sampled objects; class 0 is large, huge, NULL or foreign */
+    if (c & AP_CLASS_FLAG) {
+        if (ap_prof_active)
+            ap_prof_free(p);
+        c &= ~AP_CLASS_FLAG; /* now a plain small object: the fast push, if there is room */
+        if (ap_likely(ap_tcache_push(c, p)))
+            return;
+    } else if (c == 0 && p && ap_prof_active) {
         ap_prof_free(p);
+    }
     ap_free_slow(p, c);
 }
 
