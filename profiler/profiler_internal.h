@@ -116,7 +116,7 @@ typedef struct {
 } ap_thread_rec_t;
 
 extern ap_lock_t ap_prof_lock;
-extern _Atomic int64_t ap_prof_inuse_bytes; /* estimate, for peak dumps */
+extern _Atomic int64_t ap_prof_inuse_bytes; /* estimate, kept only for peak dumps */
 extern _Atomic uint64_t ap_prof_dropped;    /* samples lost to full tables */
 
 int ap_bucket_init(void);

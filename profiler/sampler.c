@@ -170,7 +170,7 @@ __attribute__((constructor)) static void ln_tables(void)
     }
 }
 
-double ap_sampler_neg_ln(uint64_t x)
+static inline __attribute__((always_inline)) double neg_ln(uint64_t x)
 {
     union {
         double d;
@@ -182,6 +182,11 @@ double ap_sampler_neg_ln(uint64_t x)
     double r = v.d * inv_c[i] - 1;
     double ln_m = ln_c[i] + r * (1 - r * (0.5 - r * (1.0 / 3)));
     return (53 - e) * 0.6931471805599453 - ln_m;
+}
+
+double ap_sampler_neg_ln(uint64_t x)
+{
+    return neg_ln(x);
 }
 
 /* 1 - exp(-x) for x >= 0, without cancellation for small x. Relative error
@@ -223,16 +228,21 @@ static uint64_t rng_next(void)
     return ap_prof_tls.rng = x;
 }
 
-int64_t ap_sampler_next_interval(void)
+static inline __attribute__((always_inline)) int64_t next_interval(void)
 {
     uint64_t rate = ap_prof_cfg.rate;
     if (rate <= 1)
         return 0;
     /* u = x 2^-53 uniform in (0, 1]: 53 random bits; rate < 2^63 (ap_parse_size) */
-    double x = ap_sampler_neg_ln((rng_next() >> 11) + 1) * (double)(int64_t)rate;
+    double x = neg_ln((rng_next() >> 11) + 1) * (double)(int64_t)rate;
     if (x > 4.0e18)
         x = 4.0e18;
     return (int64_t)x;
+}
+
+int64_t ap_sampler_next_interval(void)
+{
+    return next_interval();
 }
 
 static inline __attribute__((always_inline)) uint64_t weight_fp(size_t n)
@@ -352,9 +362,10 @@ static inline __attribute__((always_inline)) void record(void *p, size_t n,
     atomic_fetch_add_explicit(&bk->alloc_class_bytes, cbytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->samples, 1, memory_order_relaxed);
     ap_live_insert(&rec);
-    atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
-    if (ap_prof_cfg.peak > 0)
+    if (ap_prof_cfg.peak > 0) { /* the in-use total serves peak dumps only */
+        atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
         ap_dump_request_peak();
+    }
 }
 
 void *ap_prof_sampled(void *p, size_t n)
@@ -382,7 +393,7 @@ void *ap_prof_sampled(void *p, size_t n)
     ap_unwind_ctx_t here; /* the walk starts in this frame, not three calls deeper */
     AP_UNWIND_HERE(here);
     record(p, n, &here);
-    ap_sample_left = ap_sampler_next_interval();
+    ap_sample_left = next_interval();
     t->busy = 0;
     return p;
 }
@@ -393,7 +404,8 @@ void ap_prof_count_free(const ap_live_t *rec)
     int64_t bytes = (int64_t)((rec->wfp * (unsigned __int128)rec->size) >> AP_WFP_SHIFT);
     atomic_fetch_add_explicit(&bk->free_wfp, (int64_t)rec->wfp, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->free_bytes, bytes, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
+    if (ap_prof_cfg.peak > 0)
+        atomic_fetch_sub_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
 }
 
 bool ap_prof_take(void *p, ap_live_t *rec)

@@ -767,7 +767,7 @@ static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *
  * and the frames are reused after ~2 loads per frame instead of a rule
  * lookup each (a hot allocation site samples from the same stack depth). */
 typedef struct {
-    uintptr_t ip0, sp0, bp0, hi0;
+    uintptr_t ip0, sp0, bp0;
     uint64_t id; /* this thread's walks remembered so far; names the frames below */
     uint32_t gen;
     int max, depth;
@@ -786,11 +786,12 @@ walk_repeat(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_
 {
     const walk_memo_t *m = &wmemo;
     uintptr_t sp = from->sp;
-    /* Same sp and stack top: every remembered address lies in [sp, hi - 8]
-     * as it did when the walk first checked it. */
+    /* The same sp on the same thread is on the same stack (stack_top(sp)
+     * depends only on sp, the thread pointer and __libc_stack_end), so every
+     * remembered address still lies in [sp, top - 8], as the first walk
+     * checked: no bounds check here. */
     if (m->ip0 != from->ip || m->sp0 != sp || (m->rd.bp_input && m->bp0 != from->bp) ||
-        m->max != max || m->gen != (atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK) ||
-        m->hi0 != stack_top(sp))
+        m->max != max || m->gen != (atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK))
         return -1;
     int k = 0, n = m->rd.n;
     while (k < n && *(const uintptr_t *)m->rd.addr[k] == m->rd.val[k])
@@ -840,7 +841,6 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
         m->gen = g;
         m->sp0 = sp0;
         m->bp0 = bp0;
-        m->hi0 = hi;
         m->ip0 = ip0;
         *walk_id = ++m->id;
     }
