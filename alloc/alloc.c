@@ -112,6 +112,27 @@ void *ap_realloc(void *p, size_t n)
     return ap_realloc_cls(p, n, ap_pagemap_class(p));
 }
 
+/* p's span when p is the start of a large or huge block of ours, else NULL. */
+static ap_span_t *large_span(const void *p)
+{
+    ap_span_t *s = ap_pagemap_span(p);
+    if (!s || s->start != (uintptr_t)p || (s->state != AP_SPAN_LARGE && s->state != AP_SPAN_HUGE))
+        return NULL;
+    return s;
+}
+
+bool ap_resize_in_place(void *p, size_t n, uint32_t cls_byte)
+{
+    uint32_t c = cls_byte & ~AP_CLASS_FLAG;
+    if (c) {
+        size_t old = ap_class_size[c];
+        /* stay when it fits and does not waste more than half */
+        return n <= old && (n > old / 2 || old <= 64);
+    }
+    ap_span_t *s = large_span(p);
+    return s && ap_large_resize_in_place(s, n);
+}
+
 void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte)
 {
     if (!p)
@@ -120,22 +141,25 @@ void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte)
         ap_free(p);
         return NULL;
     }
+    if (ap_resize_in_place(p, n, cls_byte))
+        return p;
+    return ap_realloc_move(p, n, cls_byte);
+}
+
+void *ap_realloc_move(void *p, size_t n, uint32_t cls_byte)
+{
     uint32_t c = cls_byte & ~AP_CLASS_FLAG;
     size_t old;
     if (c) {
         old = ap_class_size[c];
-        /* stay when it fits and does not waste more than half */
-        if (n <= old && (n > old / 2 || old <= 64))
-            return p;
     } else {
-        ap_span_t *s = ap_pagemap_span(p);
-        if (!s || s->start != (uintptr_t)p ||
-            (s->state != AP_SPAN_LARGE && s->state != AP_SPAN_HUGE)) {
+        ap_span_t *s = large_span(p);
+        if (!s) {
             errno = EINVAL; /* not ours: we cannot know its size */
             return NULL;
         }
         old = ap_large_usable(s);
-        void *q = ap_large_realloc(s, n);
+        void *q = ap_large_move(s, n);
         if (q)
             return q;
     }

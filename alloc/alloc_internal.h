@@ -254,6 +254,8 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
 bool ap_pageheap_tag(ap_span_t *s, void *p, const uint64_t *data);
 bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data);
+bool ap_pageheap_retag(ap_span_t *s, const void *p, const uint64_t *in, unsigned nin,
+                       uint64_t *old);
 static inline bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS])
 {
     ap_span_t *s = ap_pagemap_span(p);
@@ -263,6 +265,12 @@ static inline bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS])
 {
     ap_span_t *s = ap_pagemap_span(p);
     return s && ap_pageheap_untag(s, p, data);
+}
+static inline bool ap_retag(const void *p, const uint64_t *in, unsigned nin,
+                            uint64_t old[AP_TAG_WORDS])
+{
+    ap_span_t *s = ap_pagemap_span(p);
+    return s && ap_pageheap_retag(s, p, in, nin, old);
 }
 /* Locks of span tags (striped by span), for the fork handlers. */
 #define AP_FLAG_LOCKS 16
@@ -339,7 +347,8 @@ void ap_tcache_fork_child(void);
 
 void *ap_large_alloc(size_t n, size_t align, bool zero);
 void ap_large_free(ap_span_t *s);
-void *ap_large_realloc(ap_span_t *s, size_t n);
+bool ap_large_resize_in_place(ap_span_t *s, size_t n);
+void *ap_large_move(ap_span_t *s, size_t n);
 size_t ap_large_usable(const ap_span_t *s);
 
 /* ------------------------------------------------------------------------ */

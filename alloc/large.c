@@ -114,24 +114,66 @@ static void huge_forget(ap_span_t *s, bool unmap)
     ap_pageheap_delete_span(s);
 }
 
-/* Huge to huge: resize the mapping in place, else move its pages (no copy)
- * onto a fresh, already indexed huge mapping. */
-static void *huge_realloc(ap_span_t *s, size_t n)
+/* Huge, resized in place: the same pages, or the mapping grown or shrunk
+ * where it is (mremap without MAYMOVE). */
+static bool huge_resize_in_place(ap_span_t *s, size_t n)
 {
     if (n < AP_HUGE_THRESHOLD / 2)
+        return false;
+    size_t old_bytes = s->npages << AP_PAGE_SHIFT;
+    size_t new_bytes = pages_for(n) << AP_PAGE_SHIFT;
+    void *old = (void *)s->start;
+    if (new_bytes != old_bytes && !ap_os_remap(old, old_bytes, new_bytes, NULL))
+        return false;
+    ap_lock(&ap_heap.lock);
+    ap_heap.huge_bytes += new_bytes - old_bytes;
+    ap_heap.mapped_bytes += new_bytes - old_bytes;
+    ap_unlock(&ap_heap.lock);
+    s->npages = new_bytes >> AP_PAGE_SHIFT;
+    s->requested = n;
+    return true;
+}
+
+size_t ap_large_usable(const ap_span_t *s)
+{
+    return s->npages << AP_PAGE_SHIFT;
+}
+
+/* Resize in place: true when the block now holds n bytes where it is; false
+ * when it must move (too far from its kind's sizes, or no room here). */
+bool ap_large_resize_in_place(ap_span_t *s, size_t n)
+{
+    if (n > AP_MAX_REQUEST)
+        return false;
+    if (s->state == AP_SPAN_HUGE)
+        return huge_resize_in_place(s, n);
+    ap_assert(s->state == AP_SPAN_LARGE);
+    if (n <= AP_MAX_SMALL || n >= AP_HUGE_THRESHOLD)
+        return false;
+    size_t want = pages_for(n);
+    if (want <= s->npages) {
+        if (want < s->npages)
+            ap_pageheap_shrink(s, want);
+        s->requested = n;
+        return true;
+    }
+    if (ap_pageheap_try_grow(s, want)) {
+        s->requested = n;
+        return true;
+    }
+    return false;
+}
+
+/* A huge block that cannot stay: move its pages (no copy) onto a fresh,
+ * already indexed huge mapping. NULL when the caller must allocate, copy and
+ * free (any large block, or a huge one becoming large). */
+void *ap_large_move(ap_span_t *s, size_t n)
+{
+    if (s->state != AP_SPAN_HUGE || n < AP_HUGE_THRESHOLD / 2 || n > AP_MAX_REQUEST)
         return NULL;
     size_t old_bytes = s->npages << AP_PAGE_SHIFT;
     size_t new_bytes = pages_for(n) << AP_PAGE_SHIFT;
     void *old = (void *)s->start;
-    if (new_bytes == old_bytes || ap_os_remap(old, old_bytes, new_bytes, NULL)) {
-        ap_lock(&ap_heap.lock);
-        ap_heap.huge_bytes += new_bytes - old_bytes;
-        ap_heap.mapped_bytes += new_bytes - old_bytes;
-        ap_unlock(&ap_heap.lock);
-        s->npages = new_bytes >> AP_PAGE_SHIFT;
-        s->requested = n;
-        return old;
-    }
     void *q = huge_alloc(n, 0);
     if (!q)
         return NULL;
@@ -140,34 +182,4 @@ static void *huge_realloc(ap_span_t *s, size_t n)
         memcpy(q, old, old_bytes < new_bytes ? old_bytes : new_bytes);
     huge_forget(s, !moved); /* once moved, the old range is unmapped already */
     return q;
-}
-
-size_t ap_large_usable(const ap_span_t *s)
-{
-    return s->npages << AP_PAGE_SHIFT;
-}
-
-/* Resize in place (or by mremap for huge blocks); NULL when the caller must
- * allocate, copy and free. */
-void *ap_large_realloc(ap_span_t *s, size_t n)
-{
-    if (n > AP_MAX_REQUEST)
-        return NULL;
-    size_t want = pages_for(n);
-    if (s->state == AP_SPAN_HUGE)
-        return huge_realloc(s, n);
-    ap_assert(s->state == AP_SPAN_LARGE);
-    if (n <= AP_MAX_SMALL || n >= AP_HUGE_THRESHOLD)
-        return NULL;
-    if (want <= s->npages) {
-        if (want < s->npages)
-            ap_pageheap_shrink(s, want);
-        s->requested = n;
-        return (void *)s->start;
-    }
-    if (ap_pageheap_try_grow(s, want)) {
-        s->requested = n;
-        return (void *)s->start;
-    }
-    return NULL;
 }

@@ -535,6 +535,23 @@ bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data)
     return true;
 }
 
+bool ap_pageheap_retag(ap_span_t *s, const void *p, const uint64_t *in, unsigned nin, uint64_t *old)
+{
+    unsigned i = tag_stripe(s);
+    ap_lock(&ap_flag_locks[i]);
+    struct ap_tag_node *n = s->tags;
+    while (n && n->ptr != (uintptr_t)p)
+        n = n->next;
+    if (n) {
+        for (int k = 0; k < AP_TAG_WORDS; k++)
+            old[k] = n->data[k];
+        for (unsigned k = 0; k < nin; k++)
+            n->data[k] = in[k];
+    }
+    ap_unlock(&ap_flag_locks[i]);
+    return n != NULL;
+}
+
 static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dirty, size_t *clean)
 {
     for (ap_span_t *s = h->next; s != h; s = s->next) {

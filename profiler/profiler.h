@@ -5,7 +5,9 @@
  *   ap_prof_sampled(p, n): the countdown crossed zero for the allocation p of
  *     n requested bytes (p may be NULL: then only the countdown is reset);
  *   ap_prof_free(p): p, about to be freed, may be a sampled object;
- *   ap_prof_take/ap_prof_put_back: realloc's "free" half, undone on failure;
+ *   ap_prof_take/ap_prof_put_back: realloc's "free" half when the block
+ *     moves, undone on failure;
+ *   ap_prof_resized(p, n): p, maybe sampled, was resized in place by realloc;
  *   ap_unwind_invalidate: called by the shim's dlclose.
  */
 #ifndef AP_PROFILER_H
@@ -28,6 +30,7 @@ void ap_prof_init(void);
 void ap_prof_exit(void);
 void *ap_prof_sampled(void *p, size_t n);
 void ap_prof_free(void *p);
+void ap_prof_resized(void *p, size_t n);
 /* dlclose ran: cached unwind rules of unloaded code must not be reused */
 void ap_unwind_invalidate(void);
 

@@ -41,6 +41,7 @@ typedef struct {
     double interval;   /* seconds between interval dumps, 0 = none */
     double peak;       /* dump when in-use grows by this fraction over the last peak, 0 = off */
     int signal;        /* dump request signal */
+    uint64_t seed;     /* sampling seed; 0 = from the clock */
     char output[4096]; /* database path */
 } ap_prof_config_t;
 

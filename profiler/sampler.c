@@ -98,6 +98,7 @@ int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
     cfg->interval = 0;
     cfg->peak = 0;
     cfg->signal = SIGRTMIN + 6;
+    cfg->seed = 0;
     cfg->output[0] = 0;
     if ((v = getenv("ALLOCPROF_RATE")) && *v && ap_parse_size(v, &cfg->rate) != 0) {
         snprintf(err, errlen, "ALLOCPROF_RATE=%s: not a size (examples: 1, 4096, 512K, 2M)", v);
@@ -126,6 +127,15 @@ int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
             return -1;
         }
         cfg->signal = s;
+    }
+    if ((v = getenv("ALLOCPROF_SEED")) && *v) {
+        char *end;
+        errno = 0;
+        cfg->seed = strtoull(v, &end, 0);
+        if (*end || errno || cfg->seed == 0 || *v == '-') {
+            snprintf(err, errlen, "ALLOCPROF_SEED=%s: not a positive integer", v);
+            return -1;
+        }
     }
     v = getenv("ALLOCPROF_OUTPUT");
     if (!v || !*v || cfg->rate == 0)
@@ -266,12 +276,24 @@ uint64_t ap_sampler_weight_fp(size_t n)
     return weight_fp(n);
 }
 
+/* Each thread's generator: seeded from the clock, or with ALLOCPROF_SEED
+ * from the seed and the thread's place in the order threads first sample
+ * (reproducible runs of a deterministic program: tests, benchmarks). */
 static void thread_setup(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ ((uint64_t)ap_prof_tid() << 32) ^
-                    (uint64_t)(uintptr_t)&ap_prof_tls;
+    static _Atomic uint64_t ordinal;
+    uint64_t seed;
+    if (ap_prof_cfg.seed) {
+        uint64_t z = ap_prof_cfg.seed + atomic_fetch_add(&ordinal, 1) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull; /* splitmix64's finaliser */
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        seed = z ^ (z >> 31);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ ((uint64_t)ap_prof_tid() << 32) ^
+               (uint64_t)(uintptr_t)&ap_prof_tls;
+    }
     ap_prof_tls.rng = seed ? seed : 0x2545F4914F6CDD1Dull;
     ap_prof_tls.state = 1;
 }
@@ -321,8 +343,9 @@ static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, i
     return m->bucket;
 }
 
-static inline __attribute__((always_inline)) void record(void *p, size_t n,
-                                                         const ap_unwind_ctx_t *from)
+/* The bucket of this thread's current stack (walked from `from`), or
+ * UINT32_MAX when the tables are full (the sample is dropped). */
+static inline __attribute__((always_inline)) uint32_t bucket_here(const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
     uint32_t tid = ap_prof_tid();
@@ -346,21 +369,39 @@ static inline __attribute__((always_inline)) void record(void *p, size_t n,
         ap_unlock(&ap_prof_lock);
         if (b == UINT32_MAX) {
             atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
-            return;
+            return UINT32_MAX;
         }
         memo[hash % MEMO] = (memo_t){hash, b, tid};
     }
     last_walk.id = walk_id;
     last_walk.bucket = b;
     last_walk.tid = tid;
-    ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, weight_fp(n)};
+    return b;
+}
+
+/* An allocation of n bytes (class_bytes usable) with weight wfp, into
+ * bucket b. Returns its weighted requested bytes. */
+static inline __attribute__((always_inline)) int64_t count_alloc(uint32_t b, uint64_t wfp, size_t n,
+                                                                 uint32_t class_bytes)
+{
     ap_bucket_t *bk = ap_bucket_at(b);
-    int64_t bytes = (int64_t)((rec.wfp * (unsigned __int128)n) >> AP_WFP_SHIFT);
-    int64_t cbytes = (int64_t)((rec.wfp * (unsigned __int128)rec.class_bytes) >> AP_WFP_SHIFT);
-    atomic_fetch_add_explicit(&bk->alloc_wfp, (int64_t)rec.wfp, memory_order_relaxed);
+    int64_t bytes = (int64_t)((wfp * (unsigned __int128)n) >> AP_WFP_SHIFT);
+    int64_t cbytes = (int64_t)((wfp * (unsigned __int128)class_bytes) >> AP_WFP_SHIFT);
+    atomic_fetch_add_explicit(&bk->alloc_wfp, (int64_t)wfp, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->alloc_bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->alloc_class_bytes, cbytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&bk->samples, 1, memory_order_relaxed);
+    return bytes;
+}
+
+static inline __attribute__((always_inline)) void record(void *p, size_t n,
+                                                         const ap_unwind_ctx_t *from)
+{
+    uint32_t b = bucket_here(from);
+    if (b == UINT32_MAX)
+        return;
+    ap_live_t rec = {(uintptr_t)p, b, class_bytes_of(p, n), n, weight_fp(n)};
+    int64_t bytes = count_alloc(b, rec.wfp, n, rec.class_bytes);
     ap_live_insert(&rec);
     if (ap_prof_cfg.peak > 0) { /* the in-use total serves peak dumps only */
         atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
@@ -416,6 +457,46 @@ bool ap_prof_take(void *p, ap_live_t *rec)
 void ap_prof_put_back(const ap_live_t *rec)
 {
     ap_live_insert(rec);
+}
+
+/* p, possibly sampled, was resized in place to n bytes. The block keeps its
+ * sampling decision: when it is sampled, its record moves to this stack's
+ * bucket at the new size with the same weight, and the resize counts as a
+ * free of the old size (old bucket) plus an allocation of the new (this
+ * bucket). The weight 1/p(n0) came with the probability p(n0) that this
+ * block is sampled at all, so each such event's expected count is 1:
+ * unbiased, with no new draw (docs/sampling.md). */
+void ap_prof_resized(void *p, size_t n)
+{
+    ap_prof_thread_t *t = &ap_prof_tls;
+    if (!ap_live_maybe((uintptr_t)p))
+        return;
+    uint32_t b = UINT32_MAX;
+    if (!t->busy && t->state) {
+        t->busy = 1;
+        ap_unwind_ctx_t here;
+        AP_UNWIND_HERE(here);
+        b = bucket_here(&here);
+        t->busy = 0;
+    }
+    ap_live_t old;
+    if (b == UINT32_MAX) { /* no stack (tables full, or inside the profiler): the sample ends */
+        if (ap_prof_take(p, &old))
+            ap_prof_count_free(&old);
+        return;
+    }
+    uint32_t cb = class_bytes_of(p, n);
+    const uint64_t in[2] = {(uint64_t)b | (uint64_t)cb << 32, n};
+    uint64_t w[AP_TAG_WORDS];
+    if (!ap_retag(p, in, 2, w))
+        return; /* not sampled after all */
+    old = (ap_live_t){(uintptr_t)p, (uint32_t)w[0], (uint32_t)(w[0] >> 32), w[1], w[2]};
+    ap_prof_count_free(&old);
+    int64_t bytes = count_alloc(b, old.wfp, n, cb);
+    if (ap_prof_cfg.peak > 0) {
+        atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
+        ap_dump_request_peak();
+    }
 }
 
 void ap_prof_free(void *p)

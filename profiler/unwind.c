@@ -793,10 +793,15 @@ walk_repeat(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_
     if (m->ip0 != from->ip || m->sp0 != sp || (m->rd.bp_input && m->bp0 != from->bp) ||
         m->max != max || m->gen != (atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK))
         return -1;
+    /* all words compared, no early exit: one branch per pair of words */
+    uintptr_t diff = 0;
     int k = 0, n = m->rd.n;
-    while (k < n && *(const uintptr_t *)m->rd.addr[k] == m->rd.val[k])
-        k++;
-    if (k != n)
+    for (; k + 1 < n; k += 2)
+        diff |= (*(const uintptr_t *)m->rd.addr[k] ^ m->rd.val[k]) |
+                (*(const uintptr_t *)m->rd.addr[k + 1] ^ m->rd.val[k + 1]);
+    if (k < n)
+        diff |= *(const uintptr_t *)m->rd.addr[k] ^ m->rd.val[k];
+    if (diff)
         return -1;
     if (m->id != *walk_id)
         memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
@@ -927,18 +932,12 @@ static void report_difference(const uint64_t *a, int na, const uint64_t *b, int 
     }
 }
 
-int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
+/* Everything but a repeat: a full walk, libunwind, or both (check mode). */
+static __attribute__((noinline)) int capture_slow(uint64_t *out, int max,
+                                                  const ap_unwind_ctx_t *from, uint64_t *walk_id)
 {
-    ap_unwind_ctx_t here;
-    if (!from) {
-        AP_UNWIND_HERE(here);
-        from = &here;
-    }
     if (ap_likely(mode == 0)) {
-        int n = walk_repeat(out, max, from, walk_id);
-        if (ap_likely(n >= 0))
-            return n;
-        n = walk_fast(out, max, from, walk_id);
+        int n = walk_fast(out, max, from, walk_id);
         if (ap_likely(n >= 0))
             return n;
         atomic_fetch_add_explicit(&n_fallback, 1, memory_order_relaxed);
@@ -961,6 +960,21 @@ int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint6
         atomic_fetch_add_explicit(&n_differ, 1, memory_order_relaxed);
     }
     return n;
+}
+
+int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
+{
+    ap_unwind_ctx_t here;
+    if (!from) {
+        AP_UNWIND_HERE(here);
+        from = &here;
+    }
+    if (ap_likely(mode == 0)) {
+        int n = walk_repeat(out, max, from, walk_id);
+        if (ap_likely(n >= 0))
+            return n;
+    }
+    return capture_slow(out, max, from, walk_id);
 }
 
 void ap_unwind_report(void)

@@ -79,8 +79,13 @@ AP_EXPORT void *calloc(size_t nmemb, size_t size)
     return ap_shim_after_alloc(p, nmemb * size);
 }
 
-/* realloc counts as a free of the old block plus an allocation of the new. */
-AP_EXPORT void *realloc(void *p, size_t n)
+/* realloc counts as a free of the old block plus an allocation of the new.
+ * A block that stays where it is keeps the sampling decision it got when it
+ * was allocated (docs/sampling.md): unsampled, nothing to record and nothing
+ * charged; sampled, ap_prof_resized records the free and the allocation with
+ * its weight. A block that moves is a new allocation, charged and sampled
+ * like malloc's. Only blocks on flagged pages or large ones can be sampled. */
+static inline void *shim_realloc(void *p, size_t n)
 {
     if (!p)
         return malloc(n);
@@ -88,10 +93,29 @@ AP_EXPORT void *realloc(void *p, size_t n)
         free(p);
         return NULL;
     }
-    ap_live_t rec;
     uint32_t c = ap_pagemap_class(p); /* read once, for the profiler and the allocator */
-    bool had = ap_prof_active && !ap_class_is_plain(c) && ap_prof_take(p, &rec);
-    void *q = ap_realloc_cls(p, n, c);
+    if (ap_unlikely(!ap_class_is_plain(c)) && ap_prof_active)
+        return ap_shim_realloc_sampled(p, n, c);
+    if (ap_resize_in_place(p, n, c))
+        return p;
+    void *q = ap_realloc_move(p, n, c);
+    return q ? ap_shim_after_alloc(q, n) : NULL;
+}
+
+AP_EXPORT void *realloc(void *p, size_t n)
+{
+    return shim_realloc(p, n);
+}
+
+AP_NOINLINE void *ap_shim_realloc_sampled(void *p, size_t n, uint32_t c)
+{
+    if (ap_resize_in_place(p, n, c)) {
+        ap_prof_resized(p, n);
+        return p;
+    }
+    ap_live_t rec;
+    bool had = ap_prof_take(p, &rec);
+    void *q = ap_realloc_move(p, n, c);
     if (!q) {
         if (had)
             ap_prof_put_back(&rec);
@@ -109,7 +133,7 @@ AP_EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return ap_realloc(p, n);
+    return shim_realloc(p, n); /* profiled like realloc */
 }
 
 static bool is_pow2(size_t a)

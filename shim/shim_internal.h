@@ -15,6 +15,7 @@
 
 AP_NOINLINE void *ap_shim_malloc_slow(size_t n);
 AP_NOINLINE void ap_shim_free_slow(void *p, uint32_t cls_byte);
+AP_NOINLINE void *ap_shim_realloc_sampled(void *p, size_t n, uint32_t cls_byte);
 void *ap_shim_memalign(size_t align, size_t n);
 
 /* Charge an allocation made outside malloc's fast path; sample it if due. */

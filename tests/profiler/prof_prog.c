@@ -4,6 +4,7 @@
  * get right; the site functions are noinline so their names are frame 0.
  *   sites     three sites of known counts and sizes (statistics, rate 1 exactness)
  *   threads   two named threads, each with its own site (thread attribution)
+ *   realloc   blocks resized in place and moved by realloc (free + alloc each)
  *   wait      allocate, print "ready", block on stdin (dump on request)
  *   interval  allocate for about 1.5 s (interval dumps)
  *   peak      grow to 64 MiB, free it all, exit (peak dumps)
@@ -67,6 +68,46 @@ NOINLINE void *site_parent(size_t n)
     void *p = malloc(n);
     memset(p, 7, n);
     return p;
+}
+
+/* realloc sites: each block is allocated at site_r_start, resized in place
+ * at site_r_stay (a shrink within its size class), moved at site_r_move (to a
+ * larger class), then freed. The memsets keep the realloc calls from being
+ * tail calls, so each site's own frame is frame 0. */
+NOINLINE void *site_r_start(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 8, n);
+    return p;
+}
+NOINLINE void *site_r_stay(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (q != p) {
+        fprintf(stderr, "realloc(%zu) moved a block it should keep\n", n);
+        exit(3);
+    }
+    memset(q, 9, n);
+    return q;
+}
+NOINLINE void *site_r_move(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    memset(q, 10, 64);
+    return q;
+}
+
+/* 500,000 blocks: 2000 B, then 1900 B in place, then 20000 B moved, freed */
+static void mode_realloc(void)
+{
+    for (int i = 0; i < 500000; i++) {
+        char *p = site_r_start(2000);
+        p = site_r_stay(p, 1900);
+        p = site_r_move(p, 20000);
+        sink += (unsigned char)p[i % 64];
+        free(p);
+    }
+    printf("realloc done\n");
 }
 
 /* small: 2,000,000 x 48 B freed; big: 1000 x 100000 B kept; mid: 20000 x 3000 B kept */
@@ -215,6 +256,8 @@ int main(int argc, char **argv)
         mode_sites();
     else if (!strcmp(mode, "threads"))
         mode_threads();
+    else if (!strcmp(mode, "realloc"))
+        mode_realloc();
     else if (!strcmp(mode, "wait"))
         mode_wait();
     else if (!strcmp(mode, "interval"))

@@ -141,6 +141,44 @@ def case_unbiased():
         check(abs(est - truth) <= 3 * se, f"{fn} estimate {est} not within 3 SE of {truth}")
     check(s["site_small"]["ab"] == s["site_small"]["fb"], "freed site: in-use exactly 0")
     check(s["site_big"]["fb"] == 0, "kept site: nothing freed")
+    # ALLOCPROF_SEED: the same seed samples the same allocations, another seed others
+    runs = []
+    for seed in ("12345", "12345", "777"):
+        db, r = run([PROG, "sites"], env=dict(os.environ, ALLOCPROF_SEED=seed))
+        c = connect(db)
+        runs.append({fn: (v["samples"], v["ab"]) for fn, v in by_site(c, processes(c)[0][0]).items()
+                     if fn.startswith("site_")})
+    check(runs[0] == runs[1], f"same seed, different samples: {runs[0]} {runs[1]}")
+    check(runs[0] != runs[2], f"another seed, same samples: {runs[0]}")
+
+
+def case_realloc():
+    """realloc is a free of the old block plus an allocation of the new, attributed to the
+    realloc's stack, whether the block stays (it keeps its sampling decision and weight) or
+    moves (a fresh draw): exact at rate 1, within 3 standard errors at the default rate."""
+    n = 500000
+    sizes = (("site_r_start", 2000), ("site_r_stay", 1900), ("site_r_move", 20000))
+    db, r = run([PROG, "realloc"], ["--rate", "1"])
+    c = connect(db)
+    s = by_site(c, processes(c)[0][0])
+    for fn, size in sizes:
+        v = s.get(fn, {})
+        check(v.get("ao") == n and v.get("ab") == n * size and v.get("fo") == n
+              and v.get("fb") == n * size, f"rate 1: {fn} {v}")
+    db, r = run([PROG, "realloc"])
+    c = connect(db)
+    s = by_site(c, processes(c)[0][0])
+    # the stay site's events are sampled exactly when the block was at site_r_start: p(2000)
+    for fn, size, drawn in (("site_r_start", 2000, 2000), ("site_r_stay", 1900, 2000),
+                            ("site_r_move", 20000, 20000)):
+        v = s.get(fn, {})
+        truth = n * size
+        p = -math.expm1(-drawn / RATE)
+        se = math.sqrt(n * size * size * (1 / p - 1))
+        est = v.get("ab", 0)
+        print(f"{fn}: estimate {est} truth {truth} se {se:.0f} ({(est - truth) / se:+.2f} se)")
+        check(abs(est - truth) <= 3 * se, f"{fn} estimate {est} not within 3 SE of {truth}")
+        check(v.get("ab") == v.get("fb"), f"{fn}: all freed, in-use exactly 0: {v}")
 
 
 def case_stacks():
@@ -331,6 +369,11 @@ def case_unwritable():
     r = subprocess.run([PROG, "threads"], env=env, capture_output=True, text=True)
     check(r.returncode == 0 and r.stdout == "threads done\n" and r.stderr.count("\n") == 1 and
           "ALLOCPROF_UNWIND" in r.stderr, f"bad unwinder: {r.stderr!r}")
+    del env["ALLOCPROF_UNWIND"]
+    env["ALLOCPROF_SEED"] = "-3"
+    r = subprocess.run([PROG, "threads"], env=env, capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout == "threads done\n" and r.stderr.count("\n") == 1 and
+          "ALLOCPROF_SEED" in r.stderr, f"bad seed: {r.stderr!r}")
     for bad in (["--rate", "x"], ["--interval", "-1"], ["--bogus"]):
         r = subprocess.run([CLI, "run", *bad, "--", PROG], capture_output=True, text=True)
         check(r.returncode != 0 and r.stderr.count("\n") == 1, f"run {bad}: {r.stderr!r}")
