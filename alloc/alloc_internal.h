@@ -305,10 +305,14 @@ int ap_central_remove(uint32_t cls, void **out, int n);
 /* Give back n objects of class cls. */
 void ap_central_insert(uint32_t cls, void **objs, int n);
 /* A thread cache's miss: like ap_central_remove, except that when the
- * transfer cache is empty and the next span's free list holds at most
- * max_chain objects, that whole list is handed over as it is (*chain, NULL-
- * terminated) without walking it. Returns the count; *chain NULL: in out. */
-int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain);
+ * transfer cache is empty (and max_chain is not 0) objects may come without
+ * being listed in out: the next span's free list when it holds at most
+ * max_chain objects, handed over as it is (*chain, NULL-terminated, *stride
+ * 0) without walking it; or up to n never-used objects of a span, *chain
+ * the first and each *stride bytes after the last, not linked yet.
+ * Returns the count; *chain NULL: they are in out. */
+int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain,
+                      uint32_t *stride);
 /* Move transfer-cache objects back into their spans (malloc_trim). */
 void ap_central_drain(uint32_t cls);
 

@@ -108,10 +108,14 @@ static int fill_from_spans_locked(ap_central_t *c, void **out, int n)
             s->nfree--;
             out[got++] = p;
         }
-        while (got < n && s->bump < s->limit) {
-            out[got++] = s->bump;
-            s->bump += size;
-        }
+        int k = n - got, left = (int)((size_t)(s->limit - s->bump) / size);
+        if (k > left)
+            k = left;
+        char *b = s->bump;
+        for (int i = 0; i < k; i++)
+            out[got + i] = b + (size_t)i * size;
+        got += k;
+        s->bump = b + (size_t)k * size;
         s->allocated += (uint32_t)(got - before);
         if (!s->freelist && s->bump >= s->limit)
             span_list_remove(s);
@@ -120,6 +124,23 @@ static int fill_from_spans_locked(ap_central_t *c, void **out, int n)
     return got;
 }
 
+/* Up to max never-used objects of span s (no free list): a range the
+ * caller links outside the lock (the first touch of fresh pages, with its
+ * page faults, should not hold the class's lock). Returns how many (>= 1). */
+static int bump_range_locked(ap_central_t *c, ap_span_t *s, uint32_t max, void **first)
+{
+    uint32_t size = ap_class_size[c->cls];
+    uint32_t k = (uint32_t)((size_t)(s->limit - s->bump) / size);
+    if (k > max)
+        k = max;
+    *first = s->bump;
+    s->bump += (size_t)k * size;
+    s->allocated += k;
+    if (s->bump >= s->limit)
+        span_list_remove(s);
+    c->span_objs_free -= k;
+    return (int)k;
+}
 static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -130,8 +151,8 @@ static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
         /* neighbours on the same page (a batch freed in address order) go
          * onto the list without another page-map lookup or span update */
         uint32_t k = 1;
-        while (i + 1 < n && (((uintptr_t)objs[i + 1] ^ (uintptr_t)p) >> AP_PAGE_SHIFT) == 0) {
-            void *q = objs[++i];
+        uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
+        for (void *q; i + 1 < n && (uintptr_t)(q = objs[i + 1]) >> AP_PAGE_SHIFT == page; i++) {
             *(void **)q = p;
             p = q;
             k++;
@@ -152,10 +173,12 @@ static void release_to_spans_locked(ap_central_t *c, void **objs, int n)
     }
 }
 
-int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain)
+int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain,
+                      uint32_t *stride)
 {
     ap_central_t *c = &ap_central[cls];
     *chain = NULL;
+    *stride = 0;
     ap_lock(&c->lock);
     ap_span_t *s = c->nonempty.next;
     int got;
@@ -170,6 +193,12 @@ int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void 
         if (s->bump >= s->limit)
             span_list_remove(s);
         c->span_objs_free -= (size_t)got;
+    } else if (c->tc_count == 0 && max_chain &&
+               (s != &c->nonempty || (s = new_span_locked(c)) != NULL) && !s->freelist &&
+               s->bump < s->limit) {
+        /* fresh objects: a range, linked once by the caller, not listed then linked */
+        got = bump_range_locked(c, s, (uint32_t)n, chain);
+        *stride = ap_class_size[cls];
     } else if (c->tc_count >= (uint32_t)n) {
         c->tc_count -= (uint32_t)n;
         memcpy(out, c->tc_slots + c->tc_count, (size_t)n * sizeof(void *));
@@ -188,7 +217,8 @@ int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void 
 int ap_central_remove(uint32_t cls, void **out, int n)
 {
     void *chain;
-    return ap_central_refill(cls, out, n, 0, &chain);
+    uint32_t stride;
+    return ap_central_refill(cls, out, n, 0, &chain, &stride);
 }
 
 void ap_central_insert(uint32_t cls, void **objs, int n)

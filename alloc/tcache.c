@@ -101,8 +101,22 @@ void *ap_tcache_alloc_slow(uint32_t cls)
     uint32_t n = l->max < batch ? l->max : batch;
     grow_max(l, cls);
     void *buf[64], *chain;
-    /* a warm list may take a whole span's free list, up to its cap */
-    int got = ap_central_refill(cls, buf, (int)n, n == batch ? ap_class_cap[cls] : 0, &chain);
+    uint32_t stride;
+    /* a warm list may take a whole span's free list, up to its cap; fresh
+     * objects come as a range, linked here */
+    int got =
+        ap_central_refill(cls, buf, (int)n, n == batch ? ap_class_cap[cls] : 0, &chain, &stride);
+    if (chain && stride) { /* fresh objects in a row: link them behind the first */
+        char *first = chain;
+        for (int i = 1; i + 1 < got; i++)
+            *(void **)(first + (size_t)i * stride) = first + (size_t)(i + 1) * stride;
+        if (got > 1) {
+            *(void **)(first + (size_t)(got - 1) * stride) = NULL; /* the list was empty */
+            l->head = first + stride;
+        }
+        l->count = (uint32_t)(got - 1);
+        return chain;
+    }
     if (chain) {
         l->head = *(void **)chain; /* the chain ends in NULL, as the empty list did */
         l->count = (uint32_t)(got - 1);
@@ -124,15 +138,20 @@ void *ap_tcache_alloc_slow(uint32_t cls)
 static void flush_list(ap_tlist_t *l, uint32_t cls, uint32_t n)
 {
     void *buf[64];
-    while (n > 0 && l->head) {
-        int k = 0;
-        while (k < 64 && n > 0 && l->head) {
-            buf[k++] = l->head;
-            l->head = *(void **)l->head;
-            l->count--;
-            n--;
+    if (n > l->count) /* count is the list's exact length */
+        n = l->count;
+    while (n > 0) {
+        uint32_t k = n < 64 ? n : 64;
+        void *h = l->head;
+        for (uint32_t i = 0; i < k; i++) {
+            ap_assert(h != NULL);
+            buf[i] = h;
+            h = *(void **)h;
         }
-        ap_central_insert(cls, buf, k);
+        l->head = h;
+        l->count -= k;
+        n -= k;
+        ap_central_insert(cls, buf, (int)k);
     }
 }
 

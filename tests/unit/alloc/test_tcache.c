@@ -11,7 +11,8 @@
 
 #define CLS_SIZE 48
 
-/* A fresh thread's misses fetch 1, 2, 3, ... objects, then whole batches. */
+/* A fresh thread's misses fetch 1, 2, 3, ... objects; once warm (a batch),
+ * a miss may take more at once, up to the cap (a span's whole free list). */
 static void *slow_start_thread(void *arg)
 {
     uint32_t c = ap_size_class(CLS_SIZE), batch = ap_class_batch[c];
@@ -25,9 +26,13 @@ static void *slow_start_thread(void *arg)
         keep[i] = ap_malloc(CLS_SIZE);
         if (!miss)
             continue;
-        uint32_t want = max_before == 0 ? 1 : (max_before < batch ? max_before : batch);
-        if (l->count + 1 != want)
+        if (max_before < batch) {
+            uint32_t want = max_before == 0 ? 1 : max_before;
+            if (l->count + 1 != want)
+                bad = 1;
+        } else if (l->count + 1 > ap_class_cap[c]) {
             bad = 1;
+        }
         misses++;
     }
     if (l->max > ap_class_cap[c] || l->max < batch || misses < batch)
