@@ -124,11 +124,8 @@ static ap_span_t *large_span(const void *p)
 bool ap_resize_in_place(void *p, size_t n, uint32_t cls_byte)
 {
     uint32_t c = cls_byte & ~AP_CLASS_FLAG;
-    if (c) {
-        size_t old = ap_class_size[c];
-        /* stay when it fits and does not waste more than half */
-        return n <= old && (n > old / 2 || old <= 64);
-    }
+    if (c)
+        return ap_small_resize_fits(c, n);
     ap_span_t *s = large_span(p);
     return s && ap_large_resize_in_place(s, n);
 }

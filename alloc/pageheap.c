@@ -543,10 +543,23 @@ bool ap_pageheap_retag(ap_span_t *s, const void *p, const uint64_t *in, unsigned
     while (n && n->ptr != (uintptr_t)p)
         n = n->next;
     if (n) {
-        for (int k = 0; k < AP_TAG_WORDS; k++)
-            old[k] = n->data[k];
-        for (unsigned k = 0; k < nin; k++)
-            n->data[k] = in[k];
+        _Static_assert(AP_TAG_WORDS == 3, "unrolled for three words");
+        old[0] = n->data[0];
+        old[1] = n->data[1];
+        old[2] = n->data[2];
+        switch (nin) { /* no memcpy call for a word or two */
+        case 3:
+            n->data[2] = in[2];
+            /* fall through */
+        case 2:
+            n->data[1] = in[1];
+            /* fall through */
+        case 1:
+            n->data[0] = in[0];
+            break;
+        default:
+            break;
+        }
     }
     ap_unlock(&ap_flag_locks[i]);
     return n != NULL;

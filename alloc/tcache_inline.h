@@ -44,4 +44,12 @@ AP_INLINE bool ap_tcache_push(uint32_t cls, void *p)
     return true;
 }
 
+/* Can a small object of class cls (no flag bit) hold n bytes where it is?
+ * realloc keeps it when n fits and does not waste more than half. */
+AP_INLINE bool ap_small_resize_fits(uint32_t cls, size_t n)
+{
+    size_t old = ap_class_size[cls];
+    return n <= old && (n > old / 2 || old <= 64);
+}
+
 #endif

@@ -23,6 +23,7 @@
 
 #include "../alloc/alloc_internal.h"
 #include "profiler.h"
+#include "unwind_inline.h"
 
 /* Everything declared here is internal to liballocprof.so: hidden, so the
  * compiler addresses it directly instead of through the GOT. */
@@ -67,20 +68,12 @@ int ap_parse_size(const char *s, uint64_t *out);
 /* ---- unwind.c ---- */
 
 int ap_unwind_init(const char *how, char *err, size_t errlen); /* how: ALLOCPROF_UNWIND */
-/* Where a walk starts: a function's own ip, sp and rbp, taken with
- * AP_UNWIND_HERE. Valid until that function returns. */
-typedef struct {
-    uintptr_t ip, sp, bp;
-} ap_unwind_ctx_t;
+/* Where a walk starts (ap_unwind_ctx_t, unwind_inline.h): a function's own
+ * ip, sp and rbp, taken with AP_UNWIND_HERE. Valid until that function
+ * returns. ap_unwind_capture is inline there. */
 #define AP_UNWIND_HERE(c)                                                                          \
     __asm__ volatile("lea 1f(%%rip), %0\n1:\n\tmov %%rsp, %1\n\tmov %%rbp, %2"                     \
                      : "=r"((c).ip), "=r"((c).sp), "=r"((c).bp))
-/* The stack from `from` (NULL: from here) outwards, our own frames dropped: its
- * depth. *walk_id: on entry, the id of this thread's walk whose frames the
- * caller holds (0: none); on return, when not 0, the id that names these exact
- * frames (the same id again from this thread means the same stack). When it
- * equals the id passed in, frames were not written. */
-int ap_unwind_capture(uint64_t *frames, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id);
 void ap_unwind_fork_wait(void); /* fork: wait for slow unwinds in flight, hold new ones */
 void ap_unwind_fork_done(void);
 void ap_unwind_report(void); /* ALLOCPROF_UNWIND=check: the tally, on stderr */

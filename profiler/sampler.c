@@ -345,6 +345,29 @@ static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, i
 
 /* The bucket of this thread's current stack (walked from `from`), or
  * UINT32_MAX when the tables are full (the sample is dropped). */
+/* bucket_here's lookup when the walk is not the thread's last one: the memo,
+ * then the tables under prof_lock. */
+static __attribute__((noinline)) uint32_t bucket_lookup(const uint64_t *frames, int depth,
+                                                        uint32_t tid)
+{
+    uint64_t hash = ap_stack_hash(frames, depth);
+    uint32_t b = memo_find(hash, tid, frames, depth);
+    if (b != UINT32_MAX)
+        return b;
+    ap_lock(&ap_prof_lock);
+    uint32_t sid = ap_stack_intern_locked(frames, depth, hash);
+    b = sid == UINT32_MAX ? UINT32_MAX : ap_bucket_get_locked(sid, tid);
+    if (b != UINT32_MAX)
+        ap_thread_note_locked(tid);
+    ap_unlock(&ap_prof_lock);
+    if (b == UINT32_MAX) {
+        atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
+        return UINT32_MAX;
+    }
+    memo[hash % MEMO] = (memo_t){hash, b, tid};
+    return b;
+}
+
 static inline __attribute__((always_inline)) uint32_t bucket_here(const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];
@@ -352,27 +375,11 @@ static inline __attribute__((always_inline)) uint32_t bucket_here(const ap_unwin
     /* the unwinder skips copying frames it knows this thread recorded last */
     uint64_t known = tid == last_walk.tid ? last_walk.id : 0, walk_id = known;
     int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from, &walk_id);
-    uint32_t b = UINT32_MAX;
-    if (walk_id && walk_id == known)
+    uint32_t b;
+    if (ap_likely(walk_id && walk_id == known))
         b = last_walk.bucket; /* the very stack this thread recorded last time */
-    uint64_t hash = 0;
-    if (b == UINT32_MAX) {
-        hash = ap_stack_hash(frames, depth);
-        b = memo_find(hash, tid, frames, depth);
-    }
-    if (b == UINT32_MAX) {
-        ap_lock(&ap_prof_lock);
-        uint32_t sid = ap_stack_intern_locked(frames, depth, hash);
-        b = sid == UINT32_MAX ? UINT32_MAX : ap_bucket_get_locked(sid, tid);
-        if (b != UINT32_MAX)
-            ap_thread_note_locked(tid);
-        ap_unlock(&ap_prof_lock);
-        if (b == UINT32_MAX) {
-            atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
-            return UINT32_MAX;
-        }
-        memo[hash % MEMO] = (memo_t){hash, b, tid};
-    }
+    else if ((b = bucket_lookup(frames, depth, tid)) == UINT32_MAX)
+        return UINT32_MAX;
     last_walk.id = walk_id;
     last_walk.bucket = b;
     last_walk.tid = tid;
@@ -439,12 +446,20 @@ void *ap_prof_sampled(void *p, size_t n)
     return p;
 }
 
+/* A free of size bytes with weight wfp from bucket b. Returns its weighted bytes. */
+static inline __attribute__((always_inline)) int64_t count_free(uint32_t b, uint64_t wfp,
+                                                                size_t size)
+{
+    ap_bucket_t *bk = ap_bucket_at(b);
+    int64_t bytes = (int64_t)((wfp * (unsigned __int128)size) >> AP_WFP_SHIFT);
+    atomic_fetch_add_explicit(&bk->free_wfp, (int64_t)wfp, memory_order_relaxed);
+    atomic_fetch_add_explicit(&bk->free_bytes, bytes, memory_order_relaxed);
+    return bytes;
+}
+
 void ap_prof_count_free(const ap_live_t *rec)
 {
-    ap_bucket_t *bk = ap_bucket_at(rec->bucket);
-    int64_t bytes = (int64_t)((rec->wfp * (unsigned __int128)rec->size) >> AP_WFP_SHIFT);
-    atomic_fetch_add_explicit(&bk->free_wfp, (int64_t)rec->wfp, memory_order_relaxed);
-    atomic_fetch_add_explicit(&bk->free_bytes, bytes, memory_order_relaxed);
+    int64_t bytes = count_free(rec->bucket, rec->wfp, rec->size);
     if (ap_prof_cfg.peak > 0)
         atomic_fetch_sub_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
 }
@@ -485,16 +500,20 @@ void ap_prof_resized(void *p, size_t n)
             ap_prof_count_free(&old);
         return;
     }
-    uint32_t cb = class_bytes_of(p, n);
+    ap_span_t *s = ap_pagemap_span(p); /* p was just resized: ours, with its span */
+    if (!s)
+        return;
+    size_t u = s->sizeclass ? ap_class_size[s->sizeclass] : s->npages << AP_PAGE_SHIFT;
+    uint32_t cb = u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
     const uint64_t in[2] = {(uint64_t)b | (uint64_t)cb << 32, n};
     uint64_t w[AP_TAG_WORDS];
-    if (!ap_retag(p, in, 2, w))
+    if (!ap_pageheap_retag(s, p, in, 2, w))
         return; /* not sampled after all */
-    old = (ap_live_t){(uintptr_t)p, (uint32_t)w[0], (uint32_t)(w[0] >> 32), w[1], w[2]};
-    ap_prof_count_free(&old);
-    int64_t bytes = count_alloc(b, old.wfp, n, cb);
+    /* w: the old record {bucket | class bytes << 32, size, weight} */
+    int64_t freed = count_free((uint32_t)w[0], w[2], w[1]);
+    int64_t bytes = count_alloc(b, w[2], n, cb);
     if (ap_prof_cfg.peak > 0) {
-        atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes - freed, memory_order_relaxed);
         ap_dump_request_peak();
     }
 }

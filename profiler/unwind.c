@@ -60,7 +60,7 @@ enum { K_RSP = 0, K_RBP = 1, K_BAD = 2, K_END = 3 };
 #define RULE_GEN(r) ((uint32_t)((r) >> 50))
 #define RULE_CFA_OFF(r) ((int64_t)(int32_t)(uint32_t)(r))
 #define RULE_RBP_OFF(r) ((int64_t)(int16_t)(uint16_t)((r) >> 32))
-#define GEN_MASK 0x3fffu
+#define GEN_MASK AP_UNWIND_GEN_MASK
 
 #define CACHE_BITS 15
 #define CACHE_SLOTS (1u << CACHE_BITS)
@@ -72,7 +72,7 @@ typedef struct {
 } slot_t;
 
 static slot_t *cache;
-static _Atomic uint32_t gen;
+AP_HIDDEN _Atomic uint32_t ap_unwind_gen;
 static ap_lock_t insert_lock;
 
 static inline uint64_t make_rule(unsigned kind, int64_t cfa_off, int64_t rbp_off, uint32_t g)
@@ -135,7 +135,7 @@ static void cache_put(uint64_t ip, uint64_t rule)
 
 void ap_unwind_invalidate(void)
 {
-    atomic_fetch_add_explicit(&gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&ap_unwind_gen, 1, memory_order_release);
 }
 
 /* ---- reading .eh_frame_hdr and .eh_frame ---- */
@@ -665,7 +665,7 @@ static uint64_t derive(uint64_t ip, uint32_t g)
 
 /* ---- the walk ---- */
 
-static int mode;                   /* 0 fast, 1 libunwind, 2 check */
+AP_HIDDEN int ap_unwind_mode;      /* 0 fast, 1 libunwind, 2 check */
 static uintptr_t self_lo, self_hi; /* our own code: frames dropped from stacks */
 
 extern void *__libc_stack_end; /* ld.so: near the top of the main thread's stack */
@@ -703,22 +703,11 @@ static __attribute__((noinline)) uint64_t rule_slow(uint64_t ip, uint32_t g)
 }
 
 /* One frame outwards: 0, or 1 at the outermost frame, or -1 for libunwind. */
-/* The stack words a walk read, in order; with the same starting registers,
- * the same words give the same walk (see walk_fast). */
-#define MEMO_READS 40
-#define MEMO_FRAMES 20
 
-typedef struct {
-    int n;            /* > MEMO_READS: too many to remember */
-    bool bp_input;    /* the starting rbp was used as a CFA base */
-    uintptr_t bp_src; /* where the current rbp was read from (0: the starting register) */
-    uintptr_t addr[MEMO_READS], val[MEMO_READS];
-} reads_t;
-
-static inline __attribute__((always_inline)) uintptr_t read_word(uintptr_t at, reads_t *rd)
+static inline __attribute__((always_inline)) uintptr_t read_word(uintptr_t at, ap_reads_t *rd)
 {
     uintptr_t v = *(const uintptr_t *)at;
-    if (rd->n < MEMO_READS) {
+    if (rd->n < AP_MEMO_READS) {
         rd->addr[rd->n] = at;
         rd->val[rd->n] = v;
     }
@@ -727,7 +716,7 @@ static inline __attribute__((always_inline)) uintptr_t read_word(uintptr_t at, r
 }
 
 static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *sp, uintptr_t *bp,
-                                                      uintptr_t hi, uint32_t g, reads_t *rd)
+                                                      uintptr_t hi, uint32_t g, ap_reads_t *rd)
 {
     /* the home slot first, inline; other probes and misses out of line */
     const slot_t *s = &cache[slot_of(*ip)];
@@ -759,55 +748,7 @@ static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *
     return *ip ? 0 : 1;
 }
 
-/* The last walk of this thread: where it started, the words it read and
- * the frames it found. A walk from the same registers (ip, sp, rbp) is a
- * function of the words it reads: each rule depends only on ip, each CFA on
- * sp or rbp, and the next ip and rbp are read from the stack. So when every
- * remembered word still holds its value, the walk would come out the same,
- * and the frames are reused after ~2 loads per frame instead of a rule
- * lookup each (a hot allocation site samples from the same stack depth). */
-typedef struct {
-    uintptr_t ip0, sp0, bp0;
-    uint64_t id; /* this thread's walks remembered so far; names the frames below */
-    uint32_t gen;
-    int max, depth;
-    reads_t rd;
-    uint64_t frames[MEMO_FRAMES];
-} walk_memo_t;
-
-static AP_TLS walk_memo_t wmemo;
-
-/* A repeat of this thread's last walk: its depth, with *walk_id set to its
- * id and the frames copied to out unless *walk_id already named them on
- * entry; -1 when it is not a repeat (*walk_id untouched). Inline in
- * ap_unwind_capture: a repeat is the common case, a handful of loads. */
-static inline __attribute__((always_inline)) int
-walk_repeat(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
-{
-    const walk_memo_t *m = &wmemo;
-    uintptr_t sp = from->sp;
-    /* The same sp on the same thread is on the same stack (stack_top(sp)
-     * depends only on sp, the thread pointer and __libc_stack_end), so every
-     * remembered address still lies in [sp, top - 8], as the first walk
-     * checked: no bounds check here. */
-    if (m->ip0 != from->ip || m->sp0 != sp || (m->rd.bp_input && m->bp0 != from->bp) ||
-        m->max != max || m->gen != (atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK))
-        return -1;
-    /* all words compared, no early exit: one branch per pair of words */
-    uintptr_t diff = 0;
-    int k = 0, n = m->rd.n;
-    for (; k + 1 < n; k += 2)
-        diff |= (*(const uintptr_t *)m->rd.addr[k] ^ m->rd.val[k]) |
-                (*(const uintptr_t *)m->rd.addr[k + 1] ^ m->rd.val[k + 1]);
-    if (k < n)
-        diff |= *(const uintptr_t *)m->rd.addr[k] ^ m->rd.val[k];
-    if (diff)
-        return -1;
-    if (m->id != *walk_id)
-        memcpy(out, m->frames, (size_t)m->depth * sizeof *out);
-    *walk_id = m->id;
-    return m->depth;
-}
+AP_HIDDEN AP_TLS ap_walk_memo_t ap_unwind_memo;
 
 /* A full walk (walk_repeat missed): the depth, or -1 when a frame needs
  * libunwind. Frames inside liballocprof.so at the top of the stack are
@@ -820,10 +761,10 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
     uintptr_t hi = stack_top(sp);
     if (!hi)
         return -1;
-    uint32_t g = atomic_load_explicit(&gen, memory_order_acquire) & GEN_MASK;
-    walk_memo_t *m = &wmemo;
+    uint32_t g = atomic_load_explicit(&ap_unwind_gen, memory_order_acquire) & GEN_MASK;
+    ap_walk_memo_t *m = &ap_unwind_memo;
     uintptr_t ip0 = ip, sp0 = sp, bp0 = bp;
-    reads_t *rd = &m->rd;
+    ap_reads_t *rd = &m->rd;
     rd->n = 0;
     rd->bp_input = false;
     rd->bp_src = 0;
@@ -839,7 +780,7 @@ static __attribute__((noinline)) int walk_fast(uint64_t *out, int max, const ap_
     }
     if (r < 0)
         return -1;
-    if (rd->n <= MEMO_READS && n <= MEMO_FRAMES) {
+    if (rd->n <= AP_MEMO_READS && n <= AP_MEMO_FRAMES) {
         memcpy(m->frames, out, (size_t)n * sizeof *out);
         m->depth = n;
         m->max = max;
@@ -877,11 +818,11 @@ static int walk_libunwind(uint64_t *out, int max)
 int ap_unwind_init(const char *how, char *err, size_t errlen)
 {
     if (!how || !*how || !strcmp(how, "fast"))
-        mode = 0;
+        ap_unwind_mode = 0;
     else if (!strcmp(how, "libunwind"))
-        mode = 1;
+        ap_unwind_mode = 1;
     else if (!strcmp(how, "check"))
-        mode = 2;
+        ap_unwind_mode = 2;
     else {
         snprintf(err, errlen, "ALLOCPROF_UNWIND=%s: expected fast, libunwind or check", how);
         return -1;
@@ -932,11 +873,11 @@ static void report_difference(const uint64_t *a, int na, const uint64_t *b, int 
     }
 }
 
-/* Everything but a repeat: a full walk, libunwind, or both (check mode). */
-static __attribute__((noinline)) int capture_slow(uint64_t *out, int max,
-                                                  const ap_unwind_ctx_t *from, uint64_t *walk_id)
+/* Everything but a repeat (ap_unwind_capture, unwind_inline.h): a full
+ * walk, libunwind, or both (check mode). */
+int ap_unwind_capture_slow(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
 {
-    if (ap_likely(mode == 0)) {
+    if (ap_likely(ap_unwind_mode == 0)) {
         int n = walk_fast(out, max, from, walk_id);
         if (ap_likely(n >= 0))
             return n;
@@ -945,7 +886,7 @@ static __attribute__((noinline)) int capture_slow(uint64_t *out, int max,
         return walk_libunwind(out, max);
     }
     *walk_id = 0;
-    if (mode == 1)
+    if (ap_unwind_mode == 1)
         return walk_libunwind(out, max);
     uint64_t other[AP_MAX_DEPTH], unused = 0;
     int n = walk_libunwind(out, max);
@@ -962,24 +903,9 @@ static __attribute__((noinline)) int capture_slow(uint64_t *out, int max,
     return n;
 }
 
-int ap_unwind_capture(uint64_t *out, int max, const ap_unwind_ctx_t *from, uint64_t *walk_id)
-{
-    ap_unwind_ctx_t here;
-    if (!from) {
-        AP_UNWIND_HERE(here);
-        from = &here;
-    }
-    if (ap_likely(mode == 0)) {
-        int n = walk_repeat(out, max, from, walk_id);
-        if (ap_likely(n >= 0))
-            return n;
-    }
-    return capture_slow(out, max, from, walk_id);
-}
-
 void ap_unwind_report(void)
 {
-    if (mode == 2)
+    if (ap_unwind_mode == 2)
         fprintf(
             stderr,
             "allocprof: unwind check: %llu stacks compared, %llu differ, %llu needed libunwind\n",

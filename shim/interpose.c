@@ -94,7 +94,14 @@ static inline void *shim_realloc(void *p, size_t n)
         return NULL;
     }
     uint32_t c = ap_pagemap_class(p); /* read once, for the profiler and the allocator */
-    if (ap_unlikely(!ap_class_is_plain(c)) && ap_prof_active)
+    bool maybe_sampled = ap_unlikely(!ap_class_is_plain(c)) && ap_prof_active;
+    uint32_t cls = c & ~AP_CLASS_FLAG;
+    if (cls && ap_small_resize_fits(cls, n)) { /* the common case, inline */
+        if (maybe_sampled)
+            ap_prof_resized(p, n);
+        return p;
+    }
+    if (maybe_sampled)
         return ap_shim_realloc_sampled(p, n, c);
     if (ap_resize_in_place(p, n, c))
         return p;
