@@ -146,19 +146,21 @@ typedef struct ap_span {
     size_t npages;        /* length in pages (HUGE: mapping length in pages) */
     struct ap_span *next; /* free list (page heap) or span list (central) */
     struct ap_span *prev;
-    void *freelist;           /* SMALL: objects returned to this span */
-    char *bump;               /* SMALL: next never-handed-out object */
-    char *limit;              /* SMALL: end of the last whole object */
-    uint32_t allocated;       /* SMALL: objects handed out and not returned */
-    uint32_t nfree;           /* SMALL: objects on freelist */
-    uint8_t sizeclass;        /* SMALL: its class; else 0 */
-    uint8_t state;            /* enum ap_span_state */
-    uint8_t returned;         /* FREE: pages are released to the OS (read as zero) */
-    uint8_t flagged;          /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
-    uint32_t flag_page;       /* SMALL: the marked page (its index in the span) when 1 */
-    struct ap_tag_node *tags; /* records attached to its objects (ap_tag) */
-    uint8_t in_list;          /* SMALL: on its central nonempty list */
-    size_t requested;         /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
+    void *freelist;     /* SMALL: objects returned to this span */
+    char *bump;         /* SMALL: next never-handed-out object */
+    char *limit;        /* SMALL: end of the last whole object */
+    uint32_t allocated; /* SMALL: objects handed out and not returned */
+    uint32_t nfree;     /* SMALL: objects on freelist */
+    uint8_t sizeclass;  /* SMALL: its class; else 0 */
+    uint8_t state;      /* enum ap_span_state */
+    uint8_t returned;   /* FREE: pages are released to the OS (read as zero) */
+    uint8_t flagged;    /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
+    uint32_t flag_page; /* SMALL: the marked page (its index in the span) when 1 */
+    uint32_t ntags;     /* records attached to its objects (ap_tag) */
+    uintptr_t tag_ptr;  /* one of them kept here (0: none), the rest in a table */
+    uint64_t tag_data[AP_TAG_WORDS];
+    uint8_t in_list;  /* SMALL: on its central nonempty list */
+    size_t requested; /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
 } ap_span_t;
 
 /* ------------------------------------------------------------------------ */

@@ -128,7 +128,8 @@ static void free_insert_locked(ap_span_t *s)
     s->state = AP_SPAN_FREE;
     s->sizeclass = 0;
     s->flagged = 0;
-    s->tags = NULL;
+    s->ntags = 0;
+    s->tag_ptr = 0;
     ap_pagemap_set(first_page(s), s, 0);
     ap_pagemap_set(last_page(s), s, 0);
     if (s->npages <= AP_HEAP_EXACT_LISTS)
@@ -425,73 +426,128 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
 /* Tags: a caller's record attached to one object (the profiler keeps its
  * live samples here). A tagged small object marks the page where it starts
  * (free looks only there; its page neighbours take the slow path too); the
- * marks stay until the span's last tag goes, which clears every marked page.
- * A span keeps its tags in a short list (one or two at the default sampling
- * rate), under its tag lock: one of AP_FLAG_LOCKS, by span address, taken by
- * the fork handlers. Each lock also owns a pool of tag nodes, so attaching
- * and detaching need no other lock. The span holds the object being tagged or
+ * marks stay until the span's last tag goes (its count, ntags), which clears
+ * every marked page. The records live in AP_FLAG_LOCKS open-addressing
+ * tables keyed by address, one per tag lock; a span's tags go to the table
+ * of its lock (by span address), so one lock covers the record and the
+ * span's count and marks, and the fork handlers take them all. A lookup
+ * costs the same with one tag in a span (the default sampling rate) as with
+ * every object tagged (rate 1); and the first tag of a span is kept in the
+ * span itself, where the default rate's one tag per span is found without a
+ * table at all. The span holds the object being tagged or
  * untagged, so it cannot be freed meanwhile: no page-heap lock is needed.
- * LARGE and HUGE spans keep the list only: their frees always take the slow
- * path. A span handed out again starts with no tags (free_insert_locked), so
- * objects freed while the caller was not looking (profiling stopped) leave
- * no stale tag behind. */
-struct ap_tag_node {
-    struct ap_tag_node *next;
-    uintptr_t ptr;
+ * LARGE and HUGE spans only count: their frees always take the slow path.
+ * A span handed out again starts with no tags (free_insert_locked); entries
+ * of objects freed while the caller was not looking (profiling stopped for
+ * good) stay in the table unread. */
+typedef struct {
+    uintptr_t ptr; /* 0: empty, 1: deleted */
     uint64_t data[AP_TAG_WORDS];
-};
+} tag_rec_t;
 
 AP_HIDDEN ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];
 static struct {
-    struct ap_tag_node *free;
-} __attribute__((aligned(64))) tag_pools[AP_FLAG_LOCKS];
-
-#define TAG_CHUNK (64 * 1024)
+    tag_rec_t *tab;
+    uint32_t cap, used, deleted;
+} __attribute__((aligned(64))) tag_tabs[AP_FLAG_LOCKS];
 
 static unsigned tag_stripe(const ap_span_t *s)
 {
     return (unsigned)(((uintptr_t)s >> 6) % AP_FLAG_LOCKS);
 }
 
-/* Stripe i's pool is empty (its lock held): carve a fresh chunk into it.
- * False when out of memory. */
-static __attribute__((noinline, cold)) bool tag_pool_refill_locked(unsigned i)
+static uint32_t tag_hash(uintptr_t p)
 {
-    struct ap_tag_node *n = ap_os_map(TAG_CHUNK);
-    if (!n)
+    return (uint32_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+/* Table i's slot holding p, or NULL (its lock held). */
+static tag_rec_t *tag_find_locked(unsigned i, uintptr_t p)
+{
+    uint32_t mask = tag_tabs[i].cap - 1;
+    tag_rec_t *t = tag_tabs[i].tab;
+    if (!t)
+        return NULL;
+    for (uint32_t h = tag_hash(p) & mask;; h = (h + 1) & mask) {
+        if (t[h].ptr == p)
+            return &t[h];
+        if (t[h].ptr == 0)
+            return NULL;
+    }
+}
+
+/* Table i at a size for one more record, its deleted slots dropped (lock
+ * held). False when out of memory. */
+static __attribute__((noinline, cold)) bool tag_grow_locked(unsigned i)
+{
+    uint32_t cap = tag_tabs[i].cap ? tag_tabs[i].cap : 256;
+    while ((tag_tabs[i].used + 1) * 2 > cap)
+        cap *= 2;
+    tag_rec_t *t = ap_os_map((size_t)cap * sizeof *t);
+    if (!t)
         return false;
-    size_t k = TAG_CHUNK / sizeof *n;
-    for (size_t j = 0; j + 1 < k; j++)
-        n[j].next = &n[j + 1];
-    n[k - 1].next = NULL;
-    tag_pools[i].free = n;
+    for (uint32_t j = 0; j < tag_tabs[i].cap; j++) {
+        const tag_rec_t *e = &tag_tabs[i].tab[j];
+        if (e->ptr <= 1)
+            continue;
+        uint32_t h = tag_hash(e->ptr) & (cap - 1);
+        while (t[h].ptr)
+            h = (h + 1) & (cap - 1);
+        t[h] = *e;
+    }
+    if (tag_tabs[i].tab)
+        ap_os_unmap(tag_tabs[i].tab, (size_t)tag_tabs[i].cap * sizeof *t);
+    tag_tabs[i].tab = t;
+    tag_tabs[i].cap = cap;
+    tag_tabs[i].deleted = 0;
     return true;
 }
 
-/* A node from stripe i's pool (its lock held); NULL when out of memory. */
-static inline struct ap_tag_node *tag_node_locked(unsigned i)
+static bool tag_insert_locked(unsigned i, uintptr_t p, const uint64_t *data)
 {
-    if (ap_unlikely(!tag_pools[i].free) && !tag_pool_refill_locked(i))
+    if (ap_unlikely((tag_tabs[i].used + tag_tabs[i].deleted + 1) * 4 > tag_tabs[i].cap * 3) &&
+        !tag_grow_locked(i))
+        return false;
+    uint32_t mask = tag_tabs[i].cap - 1;
+    tag_rec_t *t = tag_tabs[i].tab;
+    uint32_t h = tag_hash(p) & mask;
+    while (t[h].ptr > 1)
+        h = (h + 1) & mask;
+    if (t[h].ptr == 1)
+        tag_tabs[i].deleted--;
+    t[h].ptr = p;
+    for (int k = 0; k < AP_TAG_WORDS; k++)
+        t[h].data[k] = data[k];
+    tag_tabs[i].used++;
+    return true;
+}
+
+/* The record of p in span s: in the span or in table i (lock held); NULL
+ * when p has none. *rec: its table slot, NULL when it is the span's own. */
+static uint64_t *tag_data_locked(ap_span_t *s, unsigned i, uintptr_t p, tag_rec_t **rec)
+{
+    *rec = NULL;
+    if (s->tag_ptr == p)
+        return s->tag_data;
+    if (s->ntags <= (s->tag_ptr != 0)) /* nothing in the table for this span */
         return NULL;
-    struct ap_tag_node *n = tag_pools[i].free;
-    tag_pools[i].free = n->next;
-    return n;
+    *rec = tag_find_locked(i, p);
+    return *rec ? (*rec)->data : NULL;
 }
 
 bool ap_pageheap_tag(ap_span_t *s, void *p, const uint64_t *data)
 {
     unsigned i = tag_stripe(s);
     ap_lock(&ap_flag_locks[i]);
-    struct ap_tag_node *n = tag_node_locked(i);
-    if (!n) {
+    if (!s->tag_ptr) {
+        s->tag_ptr = (uintptr_t)p;
+        for (int k = 0; k < AP_TAG_WORDS; k++)
+            s->tag_data[k] = data[k];
+    } else if (!tag_insert_locked(i, (uintptr_t)p, data)) {
         ap_unlock(&ap_flag_locks[i]);
         return false;
     }
-    n->ptr = (uintptr_t)p;
-    for (int k = 0; k < AP_TAG_WORDS; k++)
-        n->data[k] = data[k];
-    n->next = s->tags;
-    s->tags = n;
+    s->ntags++;
     if (s->state == AP_SPAN_SMALL) {
         uintptr_t page = (uintptr_t)p >> AP_PAGE_SHIFT;
         ap_pagemap_set_class(page, (uint8_t)(s->sizeclass | AP_CLASS_FLAG));
@@ -511,19 +567,22 @@ bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data)
 {
     unsigned i = tag_stripe(s);
     ap_lock(&ap_flag_locks[i]);
-    struct ap_tag_node **at = &s->tags, *n;
-    while ((n = *at) && n->ptr != (uintptr_t)p)
-        at = &n->next;
-    if (!n) {
+    tag_rec_t *e;
+    uint64_t *d = tag_data_locked(s, i, (uintptr_t)p, &e);
+    if (!d) {
         ap_unlock(&ap_flag_locks[i]);
         return false;
     }
-    *at = n->next;
     for (int k = 0; k < AP_TAG_WORDS; k++)
-        data[k] = n->data[k];
-    n->next = tag_pools[i].free;
-    tag_pools[i].free = n;
-    if (!s->tags && s->flagged) {
+        data[k] = d[k];
+    if (e) {
+        e->ptr = 1;
+        tag_tabs[i].used--;
+        tag_tabs[i].deleted++;
+    } else {
+        s->tag_ptr = 0;
+    }
+    if (--s->ntags == 0 && s->flagged) {
         uintptr_t page = first_page(s);
         if (s->flagged == 1) /* one page marked: clear just that one */
             ap_pagemap_set_class(page + s->flag_page, s->sizeclass);
@@ -539,30 +598,29 @@ bool ap_pageheap_retag(ap_span_t *s, const void *p, const uint64_t *in, unsigned
 {
     unsigned i = tag_stripe(s);
     ap_lock(&ap_flag_locks[i]);
-    struct ap_tag_node *n = s->tags;
-    while (n && n->ptr != (uintptr_t)p)
-        n = n->next;
-    if (n) {
+    tag_rec_t *e;
+    uint64_t *d = tag_data_locked(s, i, (uintptr_t)p, &e);
+    if (d) {
         _Static_assert(AP_TAG_WORDS == 3, "unrolled for three words");
-        old[0] = n->data[0];
-        old[1] = n->data[1];
-        old[2] = n->data[2];
+        old[0] = d[0];
+        old[1] = d[1];
+        old[2] = d[2];
         switch (nin) { /* no memcpy call for a word or two */
         case 3:
-            n->data[2] = in[2];
+            d[2] = in[2];
             /* fall through */
         case 2:
-            n->data[1] = in[1];
+            d[1] = in[1];
             /* fall through */
         case 1:
-            n->data[0] = in[0];
+            d[0] = in[0];
             break;
         default:
             break;
         }
     }
     ap_unlock(&ap_flag_locks[i]);
-    return n != NULL;
+    return d != NULL;
 }
 
 static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dirty, size_t *clean)
