@@ -3,7 +3,13 @@
 file(READ ${IN} sql)
 string(REGEX MATCH "schema version ([0-9]+)" _ "${sql}")
 set(version ${CMAKE_MATCH_1})
-file(READ ${IN} hex HEX)
+# Comments and indentation are dropped: SQLite keeps each CREATE statement's
+# text in every profile (sqlite_schema), and the commented text took 8 of a
+# small profile's 21 pages. schema/schema.sql (and docs/schema.md) keep them.
+string(REGEX REPLACE "--[^\n]*" "" sql "${sql}")
+string(REGEX REPLACE "[ \t\r\n]+" " " sql "${sql}")
+file(WRITE ${OUT}.sql "${sql}")
+file(READ ${OUT}.sql hex HEX)
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
 file(WRITE ${OUT} "/* generated from schema/schema.sql; do not edit */\n"
   "#define AP_SCHEMA_VERSION ${version}\n"
