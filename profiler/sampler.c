@@ -343,8 +343,6 @@ static uint32_t memo_find(uint64_t hash, uint32_t tid, const uint64_t *frames, i
     return m->bucket;
 }
 
-/* The bucket of this thread's current stack (walked from `from`), or
- * UINT32_MAX when the tables are full (the sample is dropped). */
 /* bucket_here's lookup when the walk is not the thread's last one: the memo,
  * then the tables under prof_lock. */
 static __attribute__((noinline)) uint32_t bucket_lookup(const uint64_t *frames, int depth,
@@ -368,6 +366,8 @@ static __attribute__((noinline)) uint32_t bucket_lookup(const uint64_t *frames, 
     return b;
 }
 
+/* The bucket of this thread's current stack (walked from `from`), or
+ * UINT32_MAX when the tables are full (the sample is dropped). */
 static inline __attribute__((always_inline)) uint32_t bucket_here(const ap_unwind_ctx_t *from)
 {
     uint64_t frames[AP_MAX_DEPTH];

@@ -702,8 +702,7 @@ static __attribute__((noinline)) uint64_t rule_slow(uint64_t ip, uint32_t g)
     return derive(ip, g);
 }
 
-/* One frame outwards: 0, or 1 at the outermost frame, or -1 for libunwind. */
-
+/* Reads a stack word and remembers it for the walk memo (unwind_inline.h). */
 static inline __attribute__((always_inline)) uintptr_t read_word(uintptr_t at, ap_reads_t *rd)
 {
     uintptr_t v = *(const uintptr_t *)at;
@@ -715,6 +714,7 @@ static inline __attribute__((always_inline)) uintptr_t read_word(uintptr_t at, a
     return v;
 }
 
+/* One frame outwards: 0, or 1 at the outermost frame, or -1 for libunwind. */
 static inline __attribute__((always_inline)) int step(uintptr_t *ip, uintptr_t *sp, uintptr_t *bp,
                                                       uintptr_t hi, uint32_t g, ap_reads_t *rd)
 {

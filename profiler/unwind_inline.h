@@ -27,8 +27,7 @@ extern _Atomic uint32_t ap_unwind_gen; /* bumped by dlclose: cached rules are st
 extern int ap_unwind_mode;             /* 0 fast, 1 libunwind, 2 check */
 
 /* The stack words a walk read, in order; with the same starting registers,
- * the same words give the same walk (see walk_fast). */
-
+ * the same words give the same walk (see walk_fast in unwind.c). */
 typedef struct {
     int n;            /* > AP_MEMO_READS: too many to remember */
     bool bp_input;    /* the starting rbp was used as a CFA base */
