@@ -98,18 +98,13 @@ size_t ap_usable_size(const void *p)
         return 0;
     ap_span_t *s = ap_pagemap_span(p);
     if (s && (s->state == AP_SPAN_LARGE || s->state == AP_SPAN_HUGE) && s->start == (uintptr_t)p)
-        return ap_large_usable(s);
+        return ap_span_obj_size(s);
     return 0;
 }
 
 bool ap_owns(const void *p)
 {
     return p && ap_usable_size(p) != 0;
-}
-
-void *ap_realloc(void *p, size_t n)
-{
-    return ap_realloc_cls(p, n, ap_pagemap_class(p));
 }
 
 /* p's span when p is the start of a large or huge block of ours, else NULL. */
@@ -130,7 +125,7 @@ bool ap_resize_in_place(void *p, size_t n, uint32_t cls_byte)
     return s && ap_large_resize_in_place(s, n);
 }
 
-void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte)
+void *ap_realloc(void *p, size_t n)
 {
     if (!p)
         return ap_malloc(n);
@@ -138,9 +133,10 @@ void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte)
         ap_free(p);
         return NULL;
     }
-    if (ap_resize_in_place(p, n, cls_byte))
+    uint32_t c = ap_pagemap_class(p);
+    if (ap_resize_in_place(p, n, c))
         return p;
-    return ap_realloc_move(p, n, cls_byte);
+    return ap_realloc_move(p, n, c);
 }
 
 void *ap_realloc_move(void *p, size_t n, uint32_t cls_byte)
@@ -155,7 +151,7 @@ void *ap_realloc_move(void *p, size_t n, uint32_t cls_byte)
             errno = EINVAL; /* not ours: we cannot know its size */
             return NULL;
         }
-        old = ap_large_usable(s);
+        old = ap_span_obj_size(s);
         void *q = ap_large_move(s, n);
         if (q)
             return q;

@@ -26,8 +26,6 @@ void *ap_malloc(size_t n);
 void ap_free(void *p);
 void *ap_calloc(size_t nmemb, size_t size);
 void *ap_realloc(void *p, size_t n);
-/* ap_realloc for a caller that has read p's class byte already (ap_pagemap_class). */
-void *ap_realloc_cls(void *p, size_t n, uint32_t cls_byte);
 /* realloc's first try: true when p (ours, live; n > 0) now holds n bytes
  * where it is, false when it would have to move (nothing done). */
 bool ap_resize_in_place(void *p, size_t n, uint32_t cls_byte);
@@ -48,13 +46,10 @@ bool ap_owns(const void *p);
  * the span's tags are all taken back. False when out of memory. */
 #define AP_TAG_WORDS 3
 static inline bool ap_tag(void *p, const uint64_t data[AP_TAG_WORDS]);
-/* Take p's record back (before p is freed or moved): false when p has none. */
+/* Take p's record back (before p is freed or moved): false when p has none.
+ * (Both inline, in alloc_internal.h; ap_pageheap_retag there rewrites a
+ * record in place.) */
 static inline bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS]);
-/* Rewrite the first nin words of p's record in place, copying the whole old
- * record to old: false when p has none. (All three inline, in
- * alloc_internal.h.) */
-static inline bool ap_retag(const void *p, const uint64_t *in, unsigned nin,
-                            uint64_t old[AP_TAG_WORDS]);
 
 /* Return free memory to the OS and empty the caller's thread cache. Returns
  * the bytes released. */

@@ -163,6 +163,13 @@ typedef struct ap_span {
     size_t requested; /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
 } ap_span_t;
 
+/* The usable size of an object of span s: its class's size (SMALL), or the
+ * whole span (LARGE, HUGE). */
+AP_INLINE size_t ap_span_obj_size(const ap_span_t *s)
+{
+    return s->sizeclass ? ap_class_size[s->sizeclass] : s->npages << AP_PAGE_SHIFT;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Page map (pagemap.c): page number -> span and class byte                 */
 /* ------------------------------------------------------------------------ */
@@ -268,12 +275,6 @@ static inline bool ap_untag(const void *p, uint64_t data[AP_TAG_WORDS])
     ap_span_t *s = ap_pagemap_span(p);
     return s && ap_pageheap_untag(s, p, data);
 }
-static inline bool ap_retag(const void *p, const uint64_t *in, unsigned nin,
-                            uint64_t old[AP_TAG_WORDS])
-{
-    ap_span_t *s = ap_pagemap_span(p);
-    return s && ap_pageheap_retag(s, p, in, nin, old);
-}
 /* Locks of span tags (striped by span), for the fork handlers. */
 #define AP_FLAG_LOCKS 16
 extern ap_lock_t ap_flag_locks[AP_FLAG_LOCKS];
@@ -355,7 +356,6 @@ void *ap_large_alloc(size_t n, size_t align, bool zero);
 void ap_large_free(ap_span_t *s);
 bool ap_large_resize_in_place(ap_span_t *s, size_t n);
 void *ap_large_move(ap_span_t *s, size_t n);
-size_t ap_large_usable(const ap_span_t *s);
 
 /* ------------------------------------------------------------------------ */
 /* Global state (alloc.c)                                                   */

@@ -134,11 +134,6 @@ static bool huge_resize_in_place(ap_span_t *s, size_t n)
     return true;
 }
 
-size_t ap_large_usable(const ap_span_t *s)
-{
-    return s->npages << AP_PAGE_SHIFT;
-}
-
 /* Resize in place: true when the block now holds n bytes where it is; false
  * when it must move (too far from its kind's sizes, or no room here). */
 bool ap_large_resize_in_place(ap_span_t *s, size_t n)

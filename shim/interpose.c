@@ -96,15 +96,14 @@ static inline void *shim_realloc(void *p, size_t n)
     uint32_t c = ap_pagemap_class(p); /* read once, for the profiler and the allocator */
     bool maybe_sampled = ap_unlikely(!ap_class_is_plain(c)) && ap_prof_active;
     uint32_t cls = c & ~AP_CLASS_FLAG;
-    if (cls && ap_small_resize_fits(cls, n)) { /* the common case, inline */
+    /* a small block's test is inline: the common case */
+    if (cls ? ap_small_resize_fits(cls, n) : ap_resize_in_place(p, n, c)) {
         if (maybe_sampled)
             ap_prof_resized(p, n);
         return p;
     }
     if (maybe_sampled)
         return ap_shim_realloc_sampled(p, n, c);
-    if (ap_resize_in_place(p, n, c))
-        return p;
     void *q = ap_realloc_move(p, n, c);
     return q ? ap_shim_after_alloc(q, n) : NULL;
 }
@@ -114,12 +113,9 @@ AP_EXPORT void *realloc(void *p, size_t n)
     return shim_realloc(p, n);
 }
 
+/* realloc of a block that may be sampled and has to move */
 AP_NOINLINE void *ap_shim_realloc_sampled(void *p, size_t n, uint32_t c)
 {
-    if (ap_resize_in_place(p, n, c)) {
-        ap_prof_resized(p, n);
-        return p;
-    }
     ap_live_t rec;
     bool had = ap_prof_take(p, &rec);
     void *q = ap_realloc_move(p, n, c);
