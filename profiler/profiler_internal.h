@@ -143,10 +143,23 @@ static inline bool ap_live_maybe(uintptr_t p)
     return atomic_load_explicit(ap_live_filter_slot(p), memory_order_acquire) != 0;
 }
 
+/* A live sample's record as the allocator keeps it (ap_tag): {bucket |
+ * class bytes << 32, size, weight}. */
+static inline void ap_live_pack(const ap_live_t *rec, uint64_t w[AP_TAG_WORDS])
+{
+    w[0] = (uint64_t)rec->bucket | (uint64_t)rec->class_bytes << 32;
+    w[1] = rec->size;
+    w[2] = rec->wfp;
+}
+static inline void ap_live_unpack(uintptr_t ptr, const uint64_t w[AP_TAG_WORDS], ap_live_t *out)
+{
+    *out = (ap_live_t){ptr, (uint32_t)w[0], (uint32_t)(w[0] >> 32), w[1], w[2]};
+}
+
 static inline bool ap_live_insert(const ap_live_t *rec)
 {
-    const uint64_t w[AP_TAG_WORDS] = {(uint64_t)rec->bucket | (uint64_t)rec->class_bytes << 32,
-                                      rec->size, rec->wfp};
+    uint64_t w[AP_TAG_WORDS];
+    ap_live_pack(rec, w);
     if (!ap_tag((void *)rec->ptr, w)) {
         atomic_fetch_add_explicit(&ap_prof_dropped, 1, memory_order_relaxed);
         return false;
@@ -161,11 +174,7 @@ static inline bool ap_live_remove(uintptr_t ptr, ap_live_t *out)
     if (!ap_live_maybe(ptr) || !ap_untag((const void *)ptr, w))
         return false;
     atomic_fetch_sub_explicit(ap_live_filter_slot(ptr), 1, memory_order_release);
-    out->ptr = ptr;
-    out->bucket = (uint32_t)w[0];
-    out->class_bytes = (uint32_t)(w[0] >> 32);
-    out->size = w[1];
-    out->wfp = w[2];
+    ap_live_unpack(ptr, w, out);
     return true;
 }
 

@@ -300,13 +300,17 @@ static void thread_setup(void)
 
 /* ---- the sample ---- */
 
+static uint32_t clamp32(size_t u)
+{
+    return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+}
+
+/* ap_usable_size with the small-class case inline (the sample's path) */
 static uint32_t class_bytes_of(const void *p, size_t n)
 {
     uint32_t c = ap_pagemap_class(p) & ~(uint32_t)AP_CLASS_FLAG;
     size_t u = c ? ap_class_size[c] : ap_usable_size(p);
-    if (!u)
-        u = n;
-    return u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
+    return clamp32(u ? u : n);
 }
 
 /* A per-thread memo of recent stacks: hash -> bucket. A hit (same thread id,
@@ -503,15 +507,15 @@ void ap_prof_resized(void *p, size_t n)
     ap_span_t *s = ap_pagemap_span(p); /* p was just resized: ours, with its span */
     if (!s)
         return;
-    size_t u = s->sizeclass ? ap_class_size[s->sizeclass] : s->npages << AP_PAGE_SHIFT;
-    uint32_t cb = u > UINT32_MAX ? UINT32_MAX : (uint32_t)u;
-    const uint64_t in[2] = {(uint64_t)b | (uint64_t)cb << 32, n};
-    uint64_t w[AP_TAG_WORDS];
+    /* the record's bucket, class bytes and size change; its weight stays */
+    const ap_live_t now = {(uintptr_t)p, b, clamp32(ap_span_obj_size(s)), n, 0};
+    uint64_t in[AP_TAG_WORDS], w[AP_TAG_WORDS];
+    ap_live_pack(&now, in);
     if (!ap_pageheap_retag(s, p, in, 2, w))
         return; /* not sampled after all */
-    /* w: the old record {bucket | class bytes << 32, size, weight} */
-    int64_t freed = count_free((uint32_t)w[0], w[2], w[1]);
-    int64_t bytes = count_alloc(b, w[2], n, cb);
+    ap_live_unpack((uintptr_t)p, w, &old);
+    int64_t freed = count_free(old.bucket, old.wfp, old.size);
+    int64_t bytes = count_alloc(b, old.wfp, n, now.class_bytes);
     if (ap_prof_cfg.peak > 0) {
         atomic_fetch_add_explicit(&ap_prof_inuse_bytes, bytes - freed, memory_order_relaxed);
         ap_dump_request_peak();
