@@ -10,6 +10,9 @@ int ap_cmd_dump(int argc, char **argv);
  * dump of it in db_path: 0 when it landed, 1 when it did not, -1 (errno)
  * when the signal could not be sent. */
 int ap_request_dump(int pid, const char *db_path, int sig, int timeout_ms);
+/* The dump signal a profiled program takes, from its ALLOCPROF_SIGNAL value
+ * (NULL or not a positive number: the library's default, SIGRTMIN+6). */
+int ap_dump_signal(const char *value);
 int ap_cmd_list(int argc, char **argv);
 int ap_cmd_top(int argc, char **argv);
 int ap_cmd_diff(int argc, char **argv);

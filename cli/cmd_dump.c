@@ -77,6 +77,12 @@ static long count_requests(const char *db_path, int pid)
     return n;
 }
 
+int ap_dump_signal(const char *value)
+{
+    int s = value ? atoi(value) : 0;
+    return s > 0 ? s : SIGRTMIN + 6;
+}
+
 int ap_request_dump(int pid, const char *db_path, int sig, int timeout_ms)
 {
     long before = count_requests(db_path, pid);
@@ -134,7 +140,7 @@ int ap_cmd_dump(int argc, char **argv)
         return 1;
     }
     char *sigs = target_env((int)pid, "ALLOCPROF_SIGNAL");
-    int sig = sigs && atoi(sigs) > 0 ? atoi(sigs) : SIGRTMIN + 6;
+    int sig = ap_dump_signal(sigs);
     free(sigs);
     char *db = resolve_output((int)pid, out);
     free(out);

@@ -293,8 +293,7 @@ int ap_cmd_run(int argc, char **argv)
     sa.sa_handler = note_signal; /* no SA_RESTART: waitpid returns EINTR */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    const char *dump_sig = getenv("ALLOCPROF_SIGNAL");
-    int dsig = dump_sig && atoi(dump_sig) > 0 ? atoi(dump_sig) : SIGRTMIN + 6;
+    int dsig = ap_dump_signal(getenv("ALLOCPROF_SIGNAL"));
     int status;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
