@@ -4,10 +4,10 @@
  *     (allocations add, frees of their sampled objects subtract via free_*);
  *     looked up through a hash index under prof_lock;
  *   - live samples (inline in profiler_internal.h): every sampled object still
- *     allocated carries its record (bucket, sizes, weight) in the allocator's
- *     tag list of its span (ap_tag), so its free can be charged to its bucket
- *     with the weight it was sampled with; the counting filter over their
- *     addresses lives here;
+ *     allocated has its record (bucket, sizes, weight) kept by the allocator
+ *     (ap_tag: in its span, or in a table under the span's lock), so its
+ *     free can be charged to its bucket with the weight it was sampled with;
+ *     the counting filter over their addresses lives here;
  *   - threads seen allocating, with their names.
  * All storage is our own mappings (ap_os_map).
  */

@@ -123,7 +123,8 @@ static inline ap_bucket_t *ap_bucket_at(uint32_t idx)
 uint32_t ap_bucket_count(void);
 
 /* Live samples are kept with their objects: the allocator holds each one's
- * record in the object's span (ap_tag), under a lock striped by span, which
+ * record (ap_tag: in the object's span, or in a table under a lock striped
+ * by span), which
  * also sends the object's free down the slow path. A counting filter over
  * their addresses answers "certainly not sampled" for most other frees that
  * reach the slow path (page neighbours, large blocks) without that lock.
