@@ -108,6 +108,10 @@ typedef struct {
     void (*release)(void *p, size_t bytes); /* drop pages; they read back as zero */
     /* in place when to is NULL, else moved onto the mapping at to; NULL on failure */
     void *(*remap)(void *p, size_t old_bytes, size_t new_bytes, void *to);
+    /* address space only (no access, no memory): AP_PAGE_SIZE-aligned, or NULL */
+    void *(*reserve)(size_t bytes);
+    /* make [p, p+bytes) of a reservation usable (zero); false on failure */
+    bool (*commit)(void *p, size_t bytes);
 } ap_os_ops_t;
 
 extern const ap_os_ops_t ap_os_default_ops;
@@ -128,6 +132,14 @@ AP_INLINE void ap_os_release(void *p, size_t bytes)
 AP_INLINE void *ap_os_remap(void *p, size_t o, size_t n, void *to)
 {
     return ap_os_ops->remap(p, o, n, to);
+}
+AP_INLINE void *ap_os_reserve(size_t bytes)
+{
+    return ap_os_ops->reserve ? ap_os_ops->reserve(bytes) : NULL;
+}
+AP_INLINE bool ap_os_commit(void *p, size_t bytes)
+{
+    return ap_os_ops->commit(p, bytes);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -153,7 +165,6 @@ typedef struct ap_span {
     uint32_t nfree;     /* SMALL: objects on freelist */
     uint8_t sizeclass;  /* SMALL: its class; else 0 */
     uint8_t state;      /* enum ap_span_state */
-    uint8_t returned;   /* FREE: pages are released to the OS (read as zero) */
     uint8_t flagged;    /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
     uint32_t flag_page; /* SMALL: the marked page (its index in the span) when 1 */
     uint32_t ntags;     /* records attached to its objects (ap_tag) */
@@ -161,6 +172,7 @@ typedef struct ap_span {
     uint64_t tag_data[AP_TAG_WORDS];
     uint8_t in_list;  /* SMALL: on its central nonempty list */
     size_t requested; /* LARGE/HUGE: bytes asked for (usable size is whole pages) */
+    size_t ndirty;    /* FREE: pages that may be resident (their page-map dirty bits) */
 } ap_span_t;
 
 /* The usable size of an object of span s: its class's size (SMALL), or the
@@ -183,6 +195,9 @@ AP_INLINE size_t ap_span_obj_size(const ap_span_t *s)
 typedef struct {
     uint8_t cls[AP_LEAF_LEN];     /* read by the free fast path */
     ap_span_t *span[AP_LEAF_LEN]; /* read by slow paths */
+    /* free pages only: bit set = the page may be resident (written since it
+     * was last released); clear = released or never used, reads as zero */
+    uint64_t dirty[AP_LEAF_LEN / 64];
 } ap_pagemap_leaf_t;
 
 /* Root entries hold (leaf address - &ap_pagemap_empty_leaf), so the zeroed
@@ -221,6 +236,17 @@ void ap_pagemap_set(uintptr_t page, ap_span_t *s, uint8_t cls);
 void ap_pagemap_set_range(uintptr_t first_page, size_t npages, ap_span_t *s, uint8_t cls);
 void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls);
 size_t ap_pagemap_bytes(void); /* metadata mapped for leaves */
+/* Dirty bits of a page range (page heap lock held). */
+void ap_pagemap_set_dirty(uintptr_t first_page, size_t npages, bool dirty);
+size_t ap_pagemap_count_dirty(uintptr_t first_page, size_t npages);
+AP_INLINE bool ap_pagemap_is_dirty(uintptr_t page)
+{
+    size_t i = page & (AP_LEAF_LEN - 1);
+    return (ap_pagemap_leaf(page)->dirty[i >> 6] >> (i & 63)) & 1;
+}
+/* The first run of dirty pages at or after *page and before end: true with
+ * *page its first page and *len its length; false when there is none. */
+bool ap_pagemap_next_dirty_run(uintptr_t *page, uintptr_t end, size_t *len);
 
 /* ------------------------------------------------------------------------ */
 /* Page heap (pageheap.c): free spans by length, coalescing, OS return       */
@@ -247,6 +273,8 @@ typedef struct {
     size_t release_count;        /* madvise calls */
     size_t released_bytes_total; /* bytes ever released to the OS */
     size_t dirty_limit_pages;    /* scavenge above this (0: default) */
+    uintptr_t arena_commit;      /* end of the usable part of the reservation */
+    uintptr_t arena_end;         /* end of the reservation (0: none yet) */
 } ap_pageheap_t;
 
 extern ap_pageheap_t ap_heap;
@@ -255,8 +283,10 @@ void ap_pageheap_init(void);
 /* All take and drop the page heap lock themselves. */
 /* A span of npages whose first page is a multiple of align_pages (a power of
  * two). cls > 0 makes it a SMALL span of that class (every page mapped);
- * else LARGE. *zeroed tells whether its pages are known to read as zero. */
-ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, bool *zeroed);
+ * else LARGE. *ndirty: how many of its pages may be resident and not zero
+ * (0: all read as zero); the page map's dirty bits tell which, until the
+ * span is freed. */
+ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, size_t *ndirty);
 void ap_pageheap_free(ap_span_t *s);
 bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
 void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);

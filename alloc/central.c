@@ -78,8 +78,8 @@ void ap_central_init(void)
 static ap_span_t *new_span_locked(ap_central_t *c)
 {
     uint32_t cls = c->cls;
-    bool zeroed;
-    ap_span_t *s = ap_pageheap_alloc(ap_class_pages[cls], 1, (uint8_t)cls, &zeroed);
+    size_t ndirty;
+    ap_span_t *s = ap_pageheap_alloc(ap_class_pages[cls], 1, (uint8_t)cls, &ndirty);
     if (!s)
         return NULL;
     s->freelist = NULL;

@@ -60,6 +60,27 @@ static void *huge_alloc(size_t n, size_t align)
     return p;
 }
 
+/* Zero the first n bytes of new span s, of whose pages ndirty may not read
+ * as zero: all of them when most are dirty, else only the dirty runs (the
+ * others would be faulted in for nothing). */
+static void clear_dirty(ap_span_t *s, size_t n, size_t ndirty)
+{
+    if (ndirty * 4 >= s->npages * 3) {
+        memset((void *)s->start, 0, n);
+        return;
+    }
+    uintptr_t page = s->start >> AP_PAGE_SHIFT, end = page + s->npages;
+    size_t len;
+    while (ap_pagemap_next_dirty_run(&page, end, &len)) {
+        uintptr_t from = page << AP_PAGE_SHIFT, to = (page + len) << AP_PAGE_SHIFT;
+        if (to > s->start + n)
+            to = s->start + n;
+        if (from < to)
+            memset((void *)from, 0, to - from);
+        page += len;
+    }
+}
+
 void *ap_large_alloc(size_t n, size_t align, bool zero)
 {
     ap_ensure_init();
@@ -74,15 +95,15 @@ void *ap_large_alloc(size_t n, size_t align, bool zero)
         return p; /* fresh mappings are zero */
     }
     size_t align_pages = align > AP_PAGE_SIZE ? align >> AP_PAGE_SHIFT : 1;
-    bool zeroed;
-    ap_span_t *s = ap_pageheap_alloc(pages_for(n ? n : 1), align_pages, 0, &zeroed);
+    size_t ndirty;
+    ap_span_t *s = ap_pageheap_alloc(pages_for(n ? n : 1), align_pages, 0, &ndirty);
     if (!s) {
         errno = ENOMEM;
         return NULL;
     }
     s->requested = n;
-    if (zero && !zeroed)
-        memset((void *)s->start, 0, n);
+    if (zero && ndirty)
+        clear_dirty(s, n, ndirty);
     return (void *)s->start;
 }
 

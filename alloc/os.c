@@ -11,11 +11,10 @@
 
 #include "alloc_internal.h"
 
-static void *os_map(size_t bytes)
+static void *map_aligned(size_t bytes, int prot)
 {
     size_t len = bytes + AP_PAGE_SIZE;
-    char *p =
-        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -28,6 +27,22 @@ static void *os_map(size_t bytes)
     if (tail)
         munmap((char *)a + bytes, tail);
     return (void *)a;
+}
+
+static void *os_map(size_t bytes)
+{
+    return map_aligned(bytes, PROT_READ | PROT_WRITE);
+}
+
+static void *os_reserve(size_t bytes)
+{
+    return map_aligned(bytes, PROT_NONE);
+}
+
+static bool os_commit(void *p, size_t bytes)
+{
+    return mmap(p, bytes, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED;
 }
 
 static void os_unmap(void *p, size_t bytes)
@@ -49,5 +64,6 @@ static void *os_remap(void *p, size_t old_bytes, size_t new_bytes, void *to)
     return q == MAP_FAILED ? NULL : q;
 }
 
-const ap_os_ops_t ap_os_default_ops = {os_map, os_unmap, os_release, os_remap};
+const ap_os_ops_t ap_os_default_ops = {os_map,   os_unmap,   os_release,
+                                       os_remap, os_reserve, os_commit};
 const ap_os_ops_t *ap_os_ops = &ap_os_default_ops;

@@ -4,12 +4,14 @@
  * objects, or as large allocations), and coalesced when they come back.
  *
  * Free spans sit in 128 exact-length lists (1..128 pages) and one list for
- * longer runs (best fit). A free span is either dirty (its pages may be
- * resident) or returned (released with MADV_DONTNEED: not resident, reads as
- * zero). Dirty spans go to the front of a list and returned ones to the back,
- * so allocation reuses resident memory first. Neighbours coalesce only when
- * both are in the same state, so "returned" stays exact and calloc can skip
- * its memset on returned spans.
+ * longer runs (best fit). Each free page is dirty (may be resident) or
+ * returned (released with MADV_DONTNEED, or never touched: reads as zero);
+ * the page map keeps one dirty bit per page and a free span counts its dirty
+ * pages (ndirty). Free neighbours always coalesce, whatever their state, so
+ * a request that fits a run of released and dirty pages together takes it
+ * rather than fresh memory; calloc clears only the dirty pages it gets.
+ * Spans with dirty pages go to the front of a list and fully returned ones
+ * to the back, so allocation reuses resident memory first.
  *
  * Releasing memory: when free dirty pages exceed the dirty limit (default
  * 64 MiB + 1/4 of the pages in use), the longest dirty spans are released
@@ -29,6 +31,7 @@
 #define AP_GROW_MIN_PAGES ((size_t)(8u << 20) >> AP_PAGE_SHIFT) /* map at least 8 MiB */
 #define AP_DIRTY_LIMIT_PAGES ((size_t)(64u << 20) >> AP_PAGE_SHIFT)
 #define AP_MAX_PAGES (((size_t)1 << 46) >> AP_PAGE_SHIFT)
+#define AP_ARENA_BYTES ((size_t)1 << 30) /* address space reserved at a time */
 
 AP_HIDDEN ap_pageheap_t ap_heap;
 
@@ -134,13 +137,10 @@ static void free_insert_locked(ap_span_t *s)
     ap_pagemap_set(last_page(s), s, 0);
     if (s->npages <= AP_HEAP_EXACT_LISTS)
         ap_heap.nonempty[s->npages >> 6] |= (uint64_t)1 << (s->npages & 63);
-    if (s->returned) {
-        list_insert_after(h->prev, s);
-        ap_heap.free_clean_pages += s->npages;
-    } else {
-        list_insert_after(h, s);
-        ap_heap.free_dirty_pages += s->npages;
-    }
+    ap_assert_internal(s->ndirty == ap_pagemap_count_dirty(first_page(s), s->npages));
+    list_insert_after(s->ndirty ? h : h->prev, s);
+    ap_heap.free_dirty_pages += s->ndirty;
+    ap_heap.free_clean_pages += s->npages - s->ndirty;
 }
 
 static void free_remove_locked(ap_span_t *s)
@@ -149,25 +149,23 @@ static void free_remove_locked(ap_span_t *s)
     list_remove(s);
     if (s->npages <= AP_HEAP_EXACT_LISTS && list_empty(&ap_heap.exact[s->npages]))
         ap_heap.nonempty[s->npages >> 6] &= ~((uint64_t)1 << (s->npages & 63));
-    if (s->returned)
-        ap_heap.free_clean_pages -= s->npages;
-    else
-        ap_heap.free_dirty_pages -= s->npages;
+    ap_heap.free_dirty_pages -= s->ndirty;
+    ap_heap.free_clean_pages -= s->npages - s->ndirty;
 }
 
-/* The free neighbour of s in the same returned state, or NULL. */
+/* The free neighbour of s, or NULL. */
 static ap_span_t *free_neighbour(const ap_span_t *s, bool before)
 {
     uintptr_t page = before ? first_page(s) - 1 : last_page(s) + 1;
     ap_span_t *n = ap_pagemap_leaf(page)->span[page & (AP_LEAF_LEN - 1)];
-    if (!n || n->state != AP_SPAN_FREE || n->returned != s->returned)
+    if (!n || n->state != AP_SPAN_FREE)
         return NULL;
     bool adjacent = before ? n->start + (n->npages << AP_PAGE_SHIFT) == s->start
                            : s->start + (s->npages << AP_PAGE_SHIFT) == n->start;
     return adjacent ? n : NULL;
 }
 
-/* Insert s, merging it with free neighbours in the same state. */
+/* Insert s, merging it with its free neighbours. */
 static void free_coalesce_insert_locked(ap_span_t *s)
 {
     ap_span_t *n;
@@ -175,14 +173,25 @@ static void free_coalesce_insert_locked(ap_span_t *s)
         free_remove_locked(n);
         s->start = n->start;
         s->npages += n->npages;
+        s->ndirty += n->ndirty;
         span_delete_locked(n);
     }
     if ((n = free_neighbour(s, false))) {
         free_remove_locked(n);
         s->npages += n->npages;
+        s->ndirty += n->ndirty;
         span_delete_locked(n);
     }
     free_insert_locked(s);
+}
+
+/* Dirty pages of the part of free span s that is n pages long, from page
+ * first (s->ndirty counts the whole). */
+static size_t part_dirty(const ap_span_t *s, uintptr_t first, size_t n)
+{
+    if (s->ndirty == 0 || s->ndirty == s->npages)
+        return s->ndirty ? n : 0;
+    return ap_pagemap_count_dirty(first, n);
 }
 
 /* Split the first npages off free-list-less span s; the rest goes back free. */
@@ -195,7 +204,8 @@ static int split_tail_locked(ap_span_t *s, size_t npages)
         return -12;
     rest->start = s->start + (npages << AP_PAGE_SHIFT);
     rest->npages = s->npages - npages;
-    rest->returned = s->returned;
+    rest->ndirty = part_dirty(s, first_page(rest), rest->npages);
+    s->ndirty -= rest->ndirty;
     s->npages = npages;
     free_insert_locked(rest);
     return 0;
@@ -211,16 +221,88 @@ static ap_span_t *find_free_locked(size_t npages)
         if (bits)
             return ap_heap.exact[(w << 6) + (size_t)__builtin_ctzll(bits)].next;
     }
-    ap_span_t *best = NULL;
-    for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
-        if (s->npages >= npages && (!best || s->npages < best->npages ||
-                                    (s->npages == best->npages && !s->returned && best->returned)))
+    /* best fit; the lowest address among equals; the run at the top of the
+     * arena only when nothing else fits (it is where the arena grows, so
+     * keeping it whole lets growth extend it rather than add a new run) */
+    ap_span_t *best = NULL, *top = NULL;
+    for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next) {
+        if (s->npages < npages)
+            continue;
+        if (s->start + (s->npages << AP_PAGE_SHIFT) == ap_heap.arena_commit)
+            top = s;
+        else if (!best || s->npages < best->npages ||
+                 (s->npages == best->npages && s->start < best->start))
             best = s;
-    return best;
+    }
+    return best ? best : top;
+}
+
+/* Add n fresh pages at m (zero, not resident) as a free span, merged with a
+ * free neighbour. False when the page map cannot cover them. */
+static bool add_fresh_locked(uintptr_t m, size_t n)
+{
+    uintptr_t page = m >> AP_PAGE_SHIFT;
+    ap_span_t *s = span_new_locked();
+    if (!s || ap_pagemap_ensure(page, n) != 0) {
+        if (s)
+            span_delete_locked(s);
+        return false;
+    }
+    ap_heap.mapped_bytes += n << AP_PAGE_SHIFT;
+    s->start = m;
+    s->npages = n;
+    s->ndirty = 0;
+    ap_pagemap_set_dirty(page, n, false);
+    free_coalesce_insert_locked(s);
+    return true;
+}
+
+/* The free run that ends where the arena's usable part ends, or NULL. */
+static ap_span_t *top_free_locked(void)
+{
+    ap_span_t *top = ap_pagemap_span((void *)(ap_heap.arena_commit - AP_PAGE_SIZE));
+    if (top && top->state == AP_SPAN_FREE &&
+        top->start + (top->npages << AP_PAGE_SHIFT) == ap_heap.arena_commit)
+        return top;
+    return NULL;
+}
+
+/* Grow the arena (one reserved range used from the bottom up, like a brk
+ * heap) so that a free run of npages exists: when the top of what is in use
+ * is a free run, only the difference is added and merges with it. A new
+ * reservation when this one is full. False when the OS refuses. */
+static bool arena_grow_locked(size_t npages)
+{
+    size_t have = 0;
+    if (ap_heap.arena_end) {
+        ap_span_t *top = top_free_locked();
+        have = top ? top->npages : 0;
+    }
+    size_t n = npages - (have < npages ? have : 0);
+    if (n < AP_GROW_MIN_PAGES)
+        n = AP_GROW_MIN_PAGES;
+    if (!ap_heap.arena_end || ((ap_heap.arena_end - ap_heap.arena_commit) >> AP_PAGE_SHIFT) < n) {
+        if ((npages << AP_PAGE_SHIFT) > AP_ARENA_BYTES / 2)
+            return false;
+        char *r = ap_os_reserve(AP_ARENA_BYTES);
+        if (!r)
+            return false;
+        ap_heap.arena_commit = (uintptr_t)r;
+        ap_heap.arena_end = (uintptr_t)r + AP_ARENA_BYTES;
+        n = npages < AP_GROW_MIN_PAGES ? AP_GROW_MIN_PAGES : npages;
+    }
+    uintptr_t m = ap_heap.arena_commit;
+    if (!ap_os_commit((void *)m, n << AP_PAGE_SHIFT) || !add_fresh_locked(m, n))
+        return false;
+    ap_heap.arena_commit += n << AP_PAGE_SHIFT;
+    return true;
 }
 
 static bool grow_locked(size_t npages)
 {
+    if (arena_grow_locked(npages))
+        return true;
+    /* no reservation to be had (address-space limits): a mapping of its own */
     size_t n = npages < AP_GROW_MIN_PAGES ? AP_GROW_MIN_PAGES : npages;
     void *m = ap_os_map(n << AP_PAGE_SHIFT);
     if (!m && n > npages) {
@@ -229,19 +311,10 @@ static bool grow_locked(size_t npages)
     }
     if (!m)
         return false;
-    uintptr_t page = (uintptr_t)m >> AP_PAGE_SHIFT;
-    ap_span_t *s = span_new_locked();
-    if (!s || ap_pagemap_ensure(page, n) != 0) {
-        if (s)
-            span_delete_locked(s);
+    if (!add_fresh_locked((uintptr_t)m, n)) {
         ap_os_unmap(m, n << AP_PAGE_SHIFT);
         return false;
     }
-    ap_heap.mapped_bytes += n << AP_PAGE_SHIFT;
-    s->start = (uintptr_t)m;
-    s->npages = n;
-    s->returned = 1; /* fresh mappings are zero and not resident */
-    free_coalesce_insert_locked(s);
     return true;
 }
 
@@ -254,33 +327,41 @@ static size_t dirty_limit(void)
     return AP_DIRTY_LIMIT_PAGES + ap_heap.inuse_pages / 4;
 }
 
+/* Release the dirty pages of free span s, one call per run of them. */
 static void release_span_locked(ap_span_t *s)
 {
     free_remove_locked(s);
-    ap_os_release((void *)s->start, s->npages << AP_PAGE_SHIFT);
-    ap_heap.release_count++;
-    ap_heap.released_bytes_total += s->npages << AP_PAGE_SHIFT;
-    s->returned = 1;
-    free_coalesce_insert_locked(s);
+    uintptr_t page = first_page(s), end = page + s->npages;
+    size_t len;
+    while (ap_pagemap_next_dirty_run(&page, end, &len)) {
+        ap_os_release((void *)(page << AP_PAGE_SHIFT), len << AP_PAGE_SHIFT);
+        ap_heap.release_count++;
+        ap_heap.released_bytes_total += len << AP_PAGE_SHIFT;
+        page += len;
+    }
+    ap_pagemap_set_dirty(first_page(s), s->npages, false);
+    s->ndirty = 0;
+    free_insert_locked(s);
 }
 
-/* Release dirty spans, longest first, until at most target dirty pages remain. */
+/* Release free spans, most dirty pages first, until at most target dirty
+ * pages remain. Spans with dirty pages sit at the front of their lists. */
 static size_t scavenge_locked(size_t target)
 {
     size_t released = 0;
     while (ap_heap.free_dirty_pages > target) {
         ap_span_t *pick = NULL;
         for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
-            if (!s->returned && (!pick || s->npages > pick->npages))
+            if (s->ndirty && (!pick || s->ndirty > pick->ndirty))
                 pick = s;
-        for (size_t n = AP_HEAP_EXACT_LISTS; !pick && n > 0; n--) {
+        for (size_t n = AP_HEAP_EXACT_LISTS; n > 0 && (!pick || pick->ndirty < n); n--) {
             ap_span_t *h = &ap_heap.exact[n];
-            if (!list_empty(h) && !h->next->returned)
+            if (!list_empty(h) && h->next->ndirty && (!pick || h->next->ndirty > pick->ndirty))
                 pick = h->next;
         }
         if (!pick)
             break;
-        released += pick->npages << AP_PAGE_SHIFT;
+        released += pick->ndirty << AP_PAGE_SHIFT;
         release_span_locked(pick);
     }
     return released;
@@ -304,7 +385,7 @@ void ap_pageheap_init(void)
     list_init(&ap_heap.longer);
 }
 
-ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, bool *zeroed)
+ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, size_t *ndirty)
 {
     ap_assert(npages > 0 && align_pages > 0 && (align_pages & (align_pages - 1)) == 0);
     if (npages > AP_MAX_PAGES || align_pages > AP_MAX_PAGES)
@@ -326,7 +407,8 @@ ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, boo
         }
         head->start = s->start;
         head->npages = lead;
-        head->returned = s->returned;
+        head->ndirty = part_dirty(s, first_page(head), lead);
+        s->ndirty -= head->ndirty;
         s->start += lead << AP_PAGE_SHIFT;
         s->npages -= lead;
         free_insert_locked(head);
@@ -335,8 +417,8 @@ ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, boo
         free_coalesce_insert_locked(s);
         goto fail;
     }
-    *zeroed = s->returned;
-    s->returned = 0;
+    *ndirty = s->ndirty;
+    s->ndirty = 0;
     s->sizeclass = cls;
     s->state = cls ? AP_SPAN_SMALL : AP_SPAN_LARGE;
     if (cls) {
@@ -366,7 +448,8 @@ void ap_pageheap_free(ap_span_t *s)
         ap_heap.large_count--;
     }
     ap_heap.inuse_pages -= s->npages;
-    s->returned = 0;
+    ap_pagemap_set_dirty(first_page(s), s->npages, true);
+    s->ndirty = s->npages;
     s->freelist = NULL;
     s->nfree = 0;
     s->bump = s->limit = NULL;
@@ -414,6 +497,8 @@ void ap_pageheap_shrink(ap_span_t *s, size_t new_npages)
         size_t cut = s->npages - new_npages;
         rest->start = s->start + (new_npages << AP_PAGE_SHIFT);
         rest->npages = cut;
+        rest->ndirty = cut;
+        ap_pagemap_set_dirty(first_page(rest), cut, true);
         s->npages = new_npages;
         ap_pagemap_set(last_page(s), s, 0);
         ap_heap.inuse_pages -= cut;
@@ -635,7 +720,10 @@ static bool validate_list_locked(ap_span_t *h, size_t lo, size_t hi, size_t *dir
             return false;
         if (free_neighbour(s, true) || free_neighbour(s, false))
             return false; /* should have been coalesced */
-        *(s->returned ? clean : dirty) += s->npages;
+        if (s->ndirty != ap_pagemap_count_dirty(first_page(s), s->npages))
+            return false;
+        *dirty += s->ndirty;
+        *clean += s->npages - s->ndirty;
     }
     return true;
 }

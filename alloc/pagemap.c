@@ -11,6 +11,12 @@
  * all-zero leaf and the free fast path (ap_pagemap_class) is two dependent
  * loads with no branch.
  *
+ * Each leaf also has one dirty bit per page, meaningful for free pages only:
+ * set when the page may be resident (it was in use since it was last
+ * released), clear when it reads as zero without a fault. The page heap
+ * keeps them, so free runs in different states can merge and calloc still
+ * knows which pages to clear.
+ *
  * Invariants: every span's first and last page map to it; every page of a
  * SMALL span maps to it with its class byte; class bytes are 0 elsewhere.
  * Writers hold the page heap lock; readers take no lock (a leaf is published
@@ -66,6 +72,58 @@ void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls
         first_page += n;
         npages -= n;
     }
+}
+
+/* Calls f on each (leaf word, bit mask) covering pages [first, first+n). */
+#define FOR_DIRTY_WORDS(first, n, word, mask, body)                                                \
+    do {                                                                                           \
+        uintptr_t pg_ = (first);                                                                   \
+        size_t left_ = (n);                                                                        \
+        while (left_ > 0) {                                                                        \
+            size_t i_ = pg_ & (AP_LEAF_LEN - 1), bit_ = i_ & 63;                                   \
+            size_t k_ = 64 - bit_ < left_ ? 64 - bit_ : left_;                                     \
+            uint64_t *word = &ap_pagemap_leaf(pg_)->dirty[i_ >> 6];                                \
+            uint64_t mask = (k_ == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k_) - 1)) << bit_;         \
+            body;                                                                                  \
+            pg_ += k_;                                                                             \
+            left_ -= k_;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+void ap_pagemap_set_dirty(uintptr_t first_page, size_t npages, bool dirty)
+{
+    if (dirty)
+        FOR_DIRTY_WORDS(first_page, npages, w, m, *w |= m);
+    else
+        FOR_DIRTY_WORDS(first_page, npages, w, m, *w &= ~m);
+}
+
+size_t ap_pagemap_count_dirty(uintptr_t first_page, size_t npages)
+{
+    size_t n = 0;
+    FOR_DIRTY_WORDS(first_page, npages, w, m, n += (size_t)__builtin_popcountll(*w & m));
+    return n;
+}
+
+bool ap_pagemap_next_dirty_run(uintptr_t *page, uintptr_t end, size_t *len)
+{
+    uintptr_t p = *page;
+    while (p < end && !ap_pagemap_is_dirty(p)) { /* skip clean words whole */
+        size_t i = p & (AP_LEAF_LEN - 1);
+        uint64_t w = ap_pagemap_leaf(p)->dirty[i >> 6] >> (i & 63);
+        p += w ? (uintptr_t)__builtin_ctzll(w) : 64 - (i & 63);
+    }
+    if (p >= end)
+        return false;
+    uintptr_t q = p;
+    while (q < end && ap_pagemap_is_dirty(q)) {
+        size_t i = q & (AP_LEAF_LEN - 1);
+        uint64_t w = ~(ap_pagemap_leaf(q)->dirty[i >> 6] >> (i & 63));
+        q += w ? (uintptr_t)__builtin_ctzll(w) : 64 - (i & 63);
+    }
+    *page = p;
+    *len = (q < end ? q : end) - p;
+    return true;
 }
 
 size_t ap_pagemap_bytes(void)

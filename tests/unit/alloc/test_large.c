@@ -110,6 +110,39 @@ static void rss_falls_after_big_heap_freed(void **state)
     assert_true(after - base < (peak - base) / 4);
 }
 
+/* calloc of large blocks whose pages are partly released, partly dirty
+ * (freed after being written): every byte reads as zero. */
+static void calloc_over_dirty_and_released_pages(void **state)
+{
+    enum { N = 6 };
+    size_t sizes[N] = {300 << 10, 700 << 10, 1 << 20, 2 << 20, 3 << 20, 5 << 20};
+    void *p[N];
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < N; i++) {
+            p[i] = ap_malloc(sizes[i]);
+            assert_non_null(p[i]);
+            memset(p[i], 0xee, sizes[i]);
+        }
+        for (int i = round & 1; i < N; i += 2) /* every other one freed, then released */
+            ap_free(p[i]);
+        ap_trim();
+        for (int i = 1 - (round & 1); i < N; i += 2) /* the others freed dirty */
+            ap_free(p[i]);
+        for (int i = N; i-- > 0;) {
+            size_t n = sizes[i] + (size_t)round * 12345;
+            unsigned char *q = ap_calloc(1, n);
+            assert_non_null(q);
+            for (size_t k = 0; k < n; k += 61)
+                assert_int_equal(q[k], 0);
+            assert_int_equal(q[n - 1], 0);
+            memset(q, 0xee, n);
+            p[i] = q;
+        }
+        for (int i = 0; i < N; i++)
+            ap_free(p[i]);
+    }
+}
+
 static void *fail_map(size_t n)
 {
     return NULL;
@@ -140,6 +173,7 @@ int main(void)
         cmocka_unit_test(huge_blocks_are_mapped_and_unmapped),
         cmocka_unit_test(realloc_grows_in_place_and_keeps_data),
         cmocka_unit_test(aligned_large),
+        cmocka_unit_test(calloc_over_dirty_and_released_pages),
         cmocka_unit_test(oom_sets_enomem),
         cmocka_unit_test(rss_falls_after_big_heap_freed),
     };

@@ -14,7 +14,6 @@ static void counting_release(void *p, size_t n)
     released_bytes += n;
     ap_os_default_ops.release(p, n);
 }
-static const ap_os_ops_t counting_ops = {NULL, NULL, counting_release, NULL};
 static ap_os_ops_t ops;
 
 static int setup(void **state)
@@ -23,7 +22,6 @@ static int setup(void **state)
     ops = ap_os_default_ops;
     ops.release = counting_release;
     ap_os_ops = &ops;
-    (void)counting_ops;
     return 0;
 }
 
@@ -43,7 +41,7 @@ static bool validate(void)
 
 static void split_and_coalesce(void **state)
 {
-    bool z;
+    size_t z;
     ap_span_t *a = ap_pageheap_alloc(3, 1, 0, &z);
     ap_span_t *b = ap_pageheap_alloc(5, 1, 0, &z);
     ap_span_t *c = ap_pageheap_alloc(7, 1, 0, &z);
@@ -75,7 +73,7 @@ static void split_and_coalesce(void **state)
 
 static void alignment(void **state)
 {
-    bool z;
+    size_t z;
     for (size_t al = 1; al <= 256; al *= 2) {
         ap_span_t *s = ap_pageheap_alloc(3, al, 0, &z);
         assert_non_null(s);
@@ -87,7 +85,7 @@ static void alignment(void **state)
 
 static void grow_and_shrink_in_place(void **state)
 {
-    bool z;
+    size_t z;
     ap_span_t *s = ap_pageheap_alloc(64, 1, 0, &z);
     uintptr_t start = s->start;
     ap_pageheap_shrink(s, 4); /* the 60-page tail is free again, right after s */
@@ -118,7 +116,7 @@ static void grow_and_shrink_in_place(void **state)
 
 static void dirty_pages_return_to_os(void **state)
 {
-    bool z;
+    size_t z;
     enum { N = 64, PAGES = 32 };
     ap_span_t *spans[N];
     ap_heap.dirty_limit_pages = 64; /* 512 KiB */
@@ -137,12 +135,81 @@ static void dirty_pages_return_to_os(void **state)
     ap_pageheap_release_all();
     assert_int_equal(ap_heap.free_dirty_pages, 0);
     ap_span_t *s = ap_pageheap_alloc(PAGES, 1, 0, &z);
-    assert_true(z);
+    assert_int_equal(z, 0); /* every page reads as zero */
     const unsigned char *p = (const unsigned char *)s->start;
     for (size_t i = 0; i < (PAGES << AP_PAGE_SHIFT); i += 997)
         assert_int_equal(p[i], 0);
     ap_pageheap_free(s);
     ap_heap.dirty_limit_pages = 0;
+}
+
+/* A released run and a dirty run next to each other merge into one free
+ * span that knows which of its pages are dirty; a span carved from it
+ * reports them, and releasing it clears them. */
+static void dirty_and_released_runs_merge(void **state)
+{
+    size_t z;
+    ap_span_t *a = ap_pageheap_alloc(4, 1, 0, &z);
+    ap_span_t *b = ap_pageheap_alloc(4, 1, 0, &z);
+    ap_span_t *guard = ap_pageheap_alloc(1, 1, 0, &z);
+    assert_int_equal(b->start, a->start + (4 << AP_PAGE_SHIFT));
+    assert_int_equal(guard->start, b->start + (4 << AP_PAGE_SHIFT));
+    uintptr_t base = a->start, page = base >> AP_PAGE_SHIFT;
+    memset((void *)a->start, 0x5a, 8 << AP_PAGE_SHIFT);
+    ap_pageheap_free(a);
+    ap_pageheap_release_all(); /* a's pages: released */
+    ap_pageheap_free(b);       /* b's pages: dirty, merged with a's */
+    assert_true(validate());
+    ap_span_t *f = ap_pagemap_span((void *)base);
+    assert_int_equal(f->state, AP_SPAN_FREE);
+    assert_int_equal(f->start, base);
+    assert_int_equal(f->npages, 8);
+    assert_int_equal(f->ndirty, 4);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(ap_pagemap_is_dirty(page + i), i >= 4);
+    ap_span_t *c = ap_pageheap_alloc(8, 1, 0, &z);
+    assert_int_equal(c->start, base);
+    assert_int_equal(z, 4);
+    assert_int_equal(*(unsigned char *)base, 0); /* released: reads as zero */
+    assert_int_equal(*(unsigned char *)(base + (4 << AP_PAGE_SHIFT)), 0x5a);
+    ap_pageheap_free(c);
+    ap_pageheap_free(guard);
+    ap_pageheap_release_all();
+    assert_int_equal(ap_heap.free_dirty_pages, 0);
+    for (int i = 0; i < 8; i++)
+        assert_false(ap_pagemap_is_dirty(page + i));
+    assert_true(validate());
+}
+
+/* When nothing fits, the arena grows by what the free run at its top lacks
+ * (at least the growth minimum), and the request is served from that run
+ * extended, not from a new run of its own. */
+static void growth_extends_the_top_run(void **state)
+{
+    size_t z, longest = AP_HEAP_EXACT_LISTS;
+    ap_lock(&ap_heap.lock);
+    for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
+        if (s->npages > longest)
+            longest = s->npages;
+    ap_span_t *top = ap_pagemap_span((void *)(ap_heap.arena_commit - AP_PAGE_SIZE));
+    ap_unlock(&ap_heap.lock);
+    assert_non_null(top);
+    if (top->state != AP_SPAN_FREE) { /* make the top free: take the arena's growth */
+        ap_span_t *t = ap_pageheap_alloc(longest + 1, 1, 0, &z);
+        ap_pageheap_shrink(t, 1);
+        top = ap_pagemap_span((void *)(ap_heap.arena_commit - AP_PAGE_SIZE));
+        assert_int_equal(top->state, AP_SPAN_FREE);
+        longest = top->npages > longest ? top->npages : longest;
+    }
+    uintptr_t start = top->start, end = ap_heap.arena_commit;
+    size_t mapped = ap_heap.mapped_bytes;
+    ap_span_t *s = ap_pageheap_alloc(longest + 10, 1, 0, &z);
+    assert_non_null(s);
+    assert_int_equal(s->start, start);
+    assert_true(ap_heap.arena_commit > end);
+    assert_int_equal(ap_heap.mapped_bytes - mapped, ap_heap.arena_commit - end);
+    ap_pageheap_free(s);
+    assert_true(validate());
 }
 
 static void *fail_map(size_t n)
@@ -155,7 +222,7 @@ static void out_of_memory_is_clean(void **state)
     ap_os_ops_t failing = ap_os_default_ops;
     failing.map = fail_map;
     ap_os_ops = &failing;
-    bool z;
+    size_t z;
     /* more than any free run: needs the OS, which refuses */
     assert_null(ap_pageheap_alloc((size_t)1 << 20, 1, 0, &z));
     ap_os_ops = &ops;
@@ -165,8 +232,12 @@ static void out_of_memory_is_clean(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(split_and_coalesce),       cmocka_unit_test(alignment),
-        cmocka_unit_test(grow_and_shrink_in_place), cmocka_unit_test(dirty_pages_return_to_os),
+        cmocka_unit_test(split_and_coalesce),
+        cmocka_unit_test(alignment),
+        cmocka_unit_test(grow_and_shrink_in_place),
+        cmocka_unit_test(dirty_pages_return_to_os),
+        cmocka_unit_test(dirty_and_released_runs_merge),
+        cmocka_unit_test(growth_extends_the_top_run),
         cmocka_unit_test(out_of_memory_is_clean),
     };
     return cmocka_run_group_tests_name("alloc.pageheap", tests, setup, teardown);
