@@ -14,11 +14,18 @@
  * to the back, so allocation reuses resident memory first.
  *
  * Releasing memory: when free dirty pages exceed the dirty limit (default
- * 64 MiB + 1/4 of the pages in use), the longest dirty spans are released
- * until 3/4 of the limit remains. The slack keeps a program that frees and
+ * 64 MiB + 1/4 of the pages in use), the free spans with the most dirty
+ * pages have their dirty runs released until 3/4 of the limit remains. The slack keeps a program that frees and
  * reallocates big blocks from paying a page fault per page each time (the
  * memory is reused instead); a program that frees a large heap still drops to
  * the limit at once. malloc_trim releases them all.
+ *
+ * Growing: memory comes from an arena, 1 GiB of reserved address space
+ * used from the bottom up like a brk heap. When nothing fits, the arena's
+ * usable part grows by what the free run at its top lacks (at least 8 MiB),
+ * and that run grows with it; best fit takes the top run only when no other
+ * run fits, so fragments below are reused first. A new arena is reserved
+ * when one is full; plain mappings serve when none can be reserved.
  *
  * One lock (ap_heap.lock) guards everything here, the page map's writers and
  * the span-struct pool. Callers may hold a central lock (order: central ->
