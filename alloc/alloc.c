@@ -2,7 +2,7 @@
  * alloc.c — the allocator's entry points (ap_malloc, ap_free, ...), its
  * one-time initialisation and its fork handlers. Walk-through of a malloc and
  * a free in docs/architecture.md. Size routing:
- *   n <= AP_MAX_SMALL (256 KiB)      size class: thread cache -> central -> page heap
+ *   n <= AP_MAX_SMALL (64 KiB)       size class: thread cache -> central -> page heap
  *   n <  AP_HUGE_THRESHOLD (32 MiB)  LARGE span straight from the page heap
  *   otherwise                        HUGE: its own mapping (large.c)
  * Initialisation is lazy (first slow path) and needs nothing from libc but

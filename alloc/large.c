@@ -1,5 +1,5 @@
 /*
- * large.c — allocations above AP_MAX_SMALL (256 KiB).
+ * large.c — allocations above AP_MAX_SMALL (64 KiB).
  *   - large (< AP_HUGE_THRESHOLD, 32 MiB): a LARGE span of whole pages from
  *     the page heap; realloc grows in place into a free neighbour, or shrinks
  *     by giving the tail back;

@@ -15,10 +15,11 @@
  *
  * Releasing memory: when free dirty pages exceed the dirty limit (default
  * 64 MiB + 1/4 of the pages in use), the free spans with the most dirty
- * pages have their dirty runs released until 3/4 of the limit remains. The slack keeps a program that frees and
- * reallocates big blocks from paying a page fault per page each time (the
- * memory is reused instead); a program that frees a large heap still drops to
- * the limit at once. malloc_trim releases them all.
+ * pages have their dirty runs released until 3/4 of the limit remains.
+ * The slack keeps a program that frees and reallocates big blocks from
+ * paying a page fault per page each time (the memory is reused instead); a
+ * program that frees a large heap still drops to the limit at once.
+ * malloc_trim releases them all.
  *
  * Growing: memory comes from an arena, 1 GiB of reserved address space
  * used from the bottom up like a brk heap. When nothing fits, the arena's

@@ -14,8 +14,8 @@
 #pragma GCC visibility push(hidden)
 
 #define AP_PAGE_SHIFT 13
-#define AP_NUM_CLASSES 97
-#define AP_MAX_SMALL 262144
+#define AP_NUM_CLASSES 81
+#define AP_MAX_SMALL 65536
 #define AP_LOOKUP_LO_MAX 1024
 
 extern const uint32_t ap_class_size[AP_NUM_CLASSES];
