@@ -45,16 +45,10 @@ static void span_list_remove(ap_span_t *s)
     s->in_list = 0;
 }
 
-/* At most 128 KiB of objects per class, 32 KiB above 1 KiB (and 2 batches at
- * least). A medium class's cache fills to its cap as its few live objects
- * come and go, and 32 such classes at 128 KiB each cost bench threads 5 % of
- * its peak RSS; smaller caps for the small classes cost bench prodcons
- * (where the caches carry every object from thread to thread) 22 % more
- * instructions in the allocator for 4 % less RSS on churn. */
 static uint32_t transfer_cap(uint32_t cls)
 {
     uint32_t batch = ap_class_batch[cls];
-    uint32_t cap = ((ap_class_size[cls] > 1024 ? 32u : 128u) << 10) / ap_class_size[cls];
+    uint32_t cap = (128u << 10) / ap_class_size[cls];
     if (cap < 2 * batch)
         cap = 2 * batch;
     if (cap > 1024)

