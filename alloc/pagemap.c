@@ -74,7 +74,8 @@ void ap_pagemap_set_class_range(uintptr_t first_page, size_t npages, uint8_t cls
     }
 }
 
-/* Calls f on each (leaf word, bit mask) covering pages [first, first+n). */
+/* Runs body with word and mask set to each dirty-bit word and the mask of
+ * its bits that cover pages [first, first+n). */
 #define FOR_DIRTY_WORDS(first, n, word, mask, body)                                                \
     do {                                                                                           \
         uintptr_t pg_ = (first);                                                                   \
