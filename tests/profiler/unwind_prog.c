@@ -19,8 +19,11 @@ static volatile int handled;
 
 __attribute__((noinline)) static void leaf_alloc(size_t n)
 {
-    sink = malloc(n);
-    free(sink);
+    void *p = malloc(n);
+    sink = p; /* escapes, so the pair is not optimized away; the free uses the
+               * local: four threads share sink, and free(sink) freed another
+               * thread's block (a double free that crashed this test) */
+    free(p);
 }
 
 __attribute__((noinline)) static int recurse(int d)
