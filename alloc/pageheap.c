@@ -219,6 +219,18 @@ static int split_tail_locked(ap_span_t *s, size_t npages)
     return 0;
 }
 
+/* The free run that ends where the arena's usable part ends, or NULL. */
+static ap_span_t *top_free_locked(void)
+{
+    if (!ap_heap.arena_end)
+        return NULL;
+    ap_span_t *top = ap_pagemap_span((void *)(ap_heap.arena_commit - AP_PAGE_SIZE));
+    if (top && top->state == AP_SPAN_FREE &&
+        top->start + (top->npages << AP_PAGE_SHIFT) == ap_heap.arena_commit)
+        return top;
+    return NULL;
+}
+
 static ap_span_t *find_free_locked(size_t npages)
 {
     /* the shortest non-empty exact list of at least npages, by bitmap */
@@ -232,17 +244,13 @@ static ap_span_t *find_free_locked(size_t npages)
     /* best fit; the lowest address among equals; the run at the top of the
      * arena only when nothing else fits (it is where the arena grows, so
      * keeping it whole lets growth extend it rather than add a new run) */
-    ap_span_t *best = NULL, *top = NULL;
-    for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next) {
-        if (s->npages < npages)
-            continue;
-        if (s->start + (s->npages << AP_PAGE_SHIFT) == ap_heap.arena_commit)
-            top = s;
-        else if (!best || s->npages < best->npages ||
-                 (s->npages == best->npages && s->start < best->start))
+    ap_span_t *best = NULL, *top = top_free_locked();
+    for (ap_span_t *s = ap_heap.longer.next; s != &ap_heap.longer; s = s->next)
+        if (s != top && s->npages >= npages &&
+            (!best || s->npages < best->npages ||
+             (s->npages == best->npages && s->start < best->start)))
             best = s;
-    }
-    return best ? best : top;
+    return best ? best : top && top->npages >= npages ? top : NULL;
 }
 
 /* Add n fresh pages at m (zero, not resident) as a free span, merged with a
@@ -265,27 +273,14 @@ static bool add_fresh_locked(uintptr_t m, size_t n)
     return true;
 }
 
-/* The free run that ends where the arena's usable part ends, or NULL. */
-static ap_span_t *top_free_locked(void)
-{
-    ap_span_t *top = ap_pagemap_span((void *)(ap_heap.arena_commit - AP_PAGE_SIZE));
-    if (top && top->state == AP_SPAN_FREE &&
-        top->start + (top->npages << AP_PAGE_SHIFT) == ap_heap.arena_commit)
-        return top;
-    return NULL;
-}
-
 /* Grow the arena (one reserved range used from the bottom up, like a brk
  * heap) so that a free run of npages exists: when the top of what is in use
  * is a free run, only the difference is added and merges with it. A new
  * reservation when this one is full. False when the OS refuses. */
 static bool arena_grow_locked(size_t npages)
 {
-    size_t have = 0;
-    if (ap_heap.arena_end) {
-        ap_span_t *top = top_free_locked();
-        have = top ? top->npages : 0;
-    }
+    ap_span_t *top = top_free_locked();
+    size_t have = top ? top->npages : 0;
     size_t n = npages - (have < npages ? have : 0);
     if (n < AP_GROW_MIN_PAGES)
         n = AP_GROW_MIN_PAGES;
