@@ -203,8 +203,10 @@ size_t ap_trim(void)
         return 0;
     if (ap_tls_tcache.state == AP_TC_LIVE)
         ap_tcache_flush_all(&ap_tls_tcache);
-    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-        ap_central_drain(c);
+    for (uint32_t sh = 0; sh < AP_MAX_SHARDS; sh++)
+        if (atomic_load_explicit(&ap_shard_ready[sh], memory_order_acquire))
+            for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+                ap_central_drain(sh, c);
     return ap_pageheap_release_all();
 }
 
@@ -213,8 +215,10 @@ void ap_fork_prepare(void)
     ap_ensure_init();
     ap_lock(&init_lock);
     ap_tcache_fork_prepare();
-    for (uint32_t c = 0; c < AP_NUM_CLASSES; c++)
-        ap_lock(&ap_central[c].lock);
+    /* no shard is set up meanwhile: that takes the registry lock, held now */
+    for (uint32_t sh = 0; sh < AP_MAX_SHARDS; sh++)
+        for (uint32_t c = 0; ap_shard_ready[sh] && c < AP_NUM_CLASSES; c++)
+            ap_lock(&ap_central[sh][c].lock);
     ap_lock(&ap_heap.lock);
     for (uint32_t i = 0; i < AP_FLAG_LOCKS; i++)
         ap_lock(&ap_flag_locks[i]);
@@ -225,8 +229,9 @@ void ap_fork_parent(void)
     for (uint32_t i = AP_FLAG_LOCKS; i-- > 0;)
         ap_unlock(&ap_flag_locks[i]);
     ap_unlock(&ap_heap.lock);
-    for (uint32_t c = AP_NUM_CLASSES; c-- > 0;)
-        ap_unlock(&ap_central[c].lock);
+    for (uint32_t sh = AP_MAX_SHARDS; sh-- > 0;)
+        for (uint32_t c = AP_NUM_CLASSES; ap_shard_ready[sh] && c-- > 0;)
+            ap_unlock(&ap_central[sh][c].lock);
     ap_tcache_fork_parent();
     ap_unlock(&init_lock);
 }
@@ -236,8 +241,9 @@ void ap_fork_child(void)
     for (uint32_t i = 0; i < AP_FLAG_LOCKS; i++)
         ap_lock_init(&ap_flag_locks[i]);
     ap_lock_init(&ap_heap.lock);
-    for (uint32_t c = 0; c < AP_NUM_CLASSES; c++)
-        ap_lock_init(&ap_central[c].lock);
+    for (uint32_t sh = 0; sh < AP_MAX_SHARDS; sh++)
+        for (uint32_t c = 0; ap_shard_ready[sh] && c < AP_NUM_CLASSES; c++)
+            ap_lock_init(&ap_central[sh][c].lock);
     ap_tcache_fork_child();
     ap_lock_init(&init_lock);
 }

@@ -166,6 +166,7 @@ typedef struct ap_span {
     uint8_t sizeclass;  /* SMALL: its class; else 0 */
     uint8_t state;      /* enum ap_span_state */
     uint8_t flagged;    /* SMALL: pages marked: 0 none, 1 flag_page only, 2 several */
+    uint8_t shard;      /* SMALL: the central shard whose lists own it */
     uint32_t flag_page; /* SMALL: the marked page (its index in the span) when 1 */
     uint32_t ntags;     /* records attached to its objects (ap_tag) */
     uintptr_t tag_ptr;  /* one of them kept here (0: none), the rest in a table */
@@ -315,12 +316,16 @@ void ap_pageheap_delete_span(ap_span_t *s);
 bool ap_pageheap_validate_locked(void);
 
 /* ------------------------------------------------------------------------ */
-/* Central free lists (central.c): one per class, each with its own lock     */
+/* Central free lists (central.c): one per shard and class, each with its   */
+/* own lock. A thread uses one shard (tcache.c assigns it).                 */
 /* ------------------------------------------------------------------------ */
+
+#define AP_MAX_SHARDS 16
 
 typedef struct {
     ap_lock_t lock;
     uint32_t cls;
+    uint32_t shard;
     uint32_t tc_count; /* transfer cache: objects in tc_slots */
     uint32_t tc_cap;
     void **tc_slots;
@@ -330,12 +335,21 @@ typedef struct {
     size_t span_objs_free; /* objects free inside owned spans (freelist + bump) */
 } __attribute__((aligned(64))) ap_central_t;
 
-extern ap_central_t ap_central[AP_NUM_CLASSES];
+extern ap_central_t ap_central[AP_MAX_SHARDS][AP_NUM_CLASSES];
+/* Shards there may be: the CPUs this process may run on, at most
+ * AP_MAX_SHARDS (set once by ap_central_init). */
+extern uint32_t ap_nshards;
+/* ap_shard_ready[s]: shard s is set up (its lists, its transfer caches). */
+extern _Atomic bool ap_shard_ready[AP_MAX_SHARDS];
 
-void ap_central_init(void);
+void ap_central_init(void); /* and shard 0 */
+/* Set up shard s if it is not yet (idempotent; serialised by the caller). */
+void ap_central_shard_init(uint32_t s);
 /* Fill out[0..n) with up to n objects; returns how many (0: out of memory). */
-int ap_central_remove(uint32_t cls, void **out, int n);
-/* Give back n objects of class cls. */
+int ap_central_remove(uint32_t shard, uint32_t cls, void **out, int n);
+/* Give back n <= 64 objects of class cls, to the shard that owns the first
+ * one's span (objects of other shards' spans reach their own when they go
+ * back to spans). */
 void ap_central_insert(uint32_t cls, void **objs, int n);
 /* A thread cache's miss: like ap_central_remove, except that when the
  * transfer cache is empty (and max_chain is not 0) objects may come without
@@ -344,10 +358,10 @@ void ap_central_insert(uint32_t cls, void **objs, int n);
  * 0) without walking it; or up to n never-used objects of a span, *chain
  * the first and each *stride bytes after the last, not linked yet.
  * Returns the count; *chain NULL: they are in out. */
-int ap_central_refill(uint32_t cls, void **out, int n, uint32_t max_chain, void **chain,
-                      uint32_t *stride);
+int ap_central_refill(uint32_t shard, uint32_t cls, void **out, int n, uint32_t max_chain,
+                      void **chain, uint32_t *stride);
 /* Move transfer-cache objects back into their spans (malloc_trim). */
-void ap_central_drain(uint32_t cls);
+void ap_central_drain(uint32_t shard, uint32_t cls);
 
 /* ------------------------------------------------------------------------ */
 /* Thread caches (tcache.c, fast paths in tcache_inline.h)                  */
@@ -365,6 +379,7 @@ typedef struct ap_tcache {
     ap_tlist_t list[AP_NUM_CLASSES];
     struct ap_tcache *next, *prev; /* registry of live caches */
     uint32_t state;
+    uint32_t shard; /* the central shard this thread refills from and flushes to */
 } ap_tcache_t;
 
 extern AP_TLS ap_tcache_t ap_tls_tcache;

@@ -23,11 +23,20 @@ void ap_stats_get(ap_stats_t *st)
     ap_tcache_cached_counts(cached);
     uint64_t tc_bytes = 0;
     for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
-        ap_central_t *ce = &ap_central[c];
         ap_class_stats_t *cs = &st->cls[c];
-        ap_lock(&ce->lock);
-        size_t nout = ce->nout, tc = ce->tc_count, spans = ce->nspans, sfree = ce->span_objs_free;
-        ap_unlock(&ce->lock);
+        size_t nout = 0, tc = 0, spans = 0, sfree = 0; /* a shard's nout alone may wrap */
+        for (uint32_t sh = 0; sh < AP_MAX_SHARDS; sh++) {
+            if (!atomic_load_explicit(&ap_shard_ready[sh], memory_order_acquire))
+                continue;
+            ap_central_t *ce = &ap_central[sh][c];
+            ap_lock(&ce->lock);
+            nout += ce->nout;
+            tc += ce->tc_count;
+            spans += ce->nspans;
+            sfree += ce->span_objs_free;
+            tc_bytes += ce->tc_cap * sizeof(void *);
+            ap_unlock(&ce->lock);
+        }
         cs->size = ap_class_size[c];
         cs->cached_objs = cached[c] < nout ? cached[c] : nout;
         cs->inuse_objs = nout - cs->cached_objs;
@@ -36,7 +45,6 @@ void ap_stats_get(ap_stats_t *st)
         cs->span_bytes = (uint64_t)spans * ap_class_pages[c] << AP_PAGE_SHIFT;
         st->small_inuse_bytes += cs->inuse_objs * cs->size;
         st->cached_bytes += (cs->cached_objs + cs->central_objs) * cs->size;
-        tc_bytes += ce->tc_cap * sizeof(void *);
     }
     ap_lock(&ap_heap.lock);
     st->large_inuse_bytes = ap_heap.large_inuse_bytes;

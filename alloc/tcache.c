@@ -15,8 +15,14 @@
  * thread exit -> DEAD: max stays 0, so every malloc and free of the exiting
  * thread goes straight to the central lists.
  *
- * Registry lock guards the list of live caches (stats, fork). Lock order:
- * registry -> central -> page heap. See docs/architecture.md.
+ * Shards: a cache refills from and flushes to one central shard (central.c),
+ * chosen at set-up: the one with the fewest live threads, the lowest on ties,
+ * so up to one thread per CPU each has a shard of its own and a program's
+ * first thread always has shard 0.
+ *
+ * Registry lock guards the list of live caches and the shards' thread counts
+ * (stats, fork). Lock order: registry -> central -> page heap. See
+ * docs/architecture.md.
  */
 #include <pthread.h>
 
@@ -26,6 +32,7 @@ AP_HIDDEN AP_TLS ap_tcache_t ap_tls_tcache;
 
 static ap_lock_t registry_lock;
 static ap_tcache_t *registry;
+static uint32_t shard_threads[AP_MAX_SHARDS]; /* live caches per shard */
 static pthread_key_t exit_key;
 static bool exit_key_ready;
 
@@ -42,6 +49,13 @@ static void registry_add(ap_tcache_t *tc)
     if (registry)
         registry->prev = tc;
     registry = tc;
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < ap_nshards; i++)
+        if (shard_threads[i] < shard_threads[best])
+            best = i;
+    ap_central_shard_init(best);
+    shard_threads[best]++;
+    tc->shard = best;
     bool need_key = !exit_key_ready;
     if (need_key)
         exit_key_ready = pthread_key_create(&exit_key, tcache_thread_exit) == 0;
@@ -58,6 +72,7 @@ static void registry_remove(ap_tcache_t *tc)
     if (tc->next)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
+    shard_threads[tc->shard]--; /* tc->shard stays: the dead thread's frees go there */
     ap_unlock(&registry_lock);
 }
 
@@ -104,8 +119,8 @@ void *ap_tcache_alloc_slow(uint32_t cls)
     uint32_t stride;
     /* a warm list may take a whole span's free list, up to its cap; fresh
      * objects come as a range, linked here */
-    int got =
-        ap_central_refill(cls, buf, (int)n, n == batch ? ap_class_cap[cls] : 0, &chain, &stride);
+    int got = ap_central_refill(tc->shard, cls, buf, (int)n, n == batch ? ap_class_cap[cls] : 0,
+                                &chain, &stride);
     if (chain && stride) { /* fresh objects in a row: link them behind the first */
         char *first = chain;
         for (int i = 1; i + 1 < got; i++)
@@ -219,8 +234,11 @@ void ap_tcache_fork_child(void)
     ap_lock_init(&registry_lock);
     ap_tcache_t *tc = &ap_tls_tcache;
     registry = NULL;
+    for (uint32_t i = 0; i < AP_MAX_SHARDS; i++)
+        shard_threads[i] = 0;
     if (tc->state == AP_TC_LIVE) {
         tc->next = tc->prev = NULL;
         registry = tc;
+        shard_threads[tc->shard] = 1;
     }
 }

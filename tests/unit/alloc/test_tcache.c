@@ -1,8 +1,9 @@
 /*
  * alloc.tcache — thread caches and central lists: a miss refills one batch,
  * an overflow flushes one batch, frees from another thread are correct and
- * land in the freeing thread's cache, thread exit drains the cache, and the
- * per-class statistics add up.
+ * land in the freeing thread's cache, thread exit drains the cache, threads
+ * get central shards of their own, objects go back to their own shard, and
+ * the per-class statistics add up.
  */
 #include <pthread.h>
 #include <string.h>
@@ -161,6 +162,139 @@ static void thread_exit_drains_cache(void **state)
     free(after);
 }
 
+/* ---- shards ---- */
+
+struct shard_probe {
+    pthread_barrier_t *both_live; /* NULL: do not wait */
+    uint32_t shard;
+    uint32_t cls;
+    void **objs; /* filled with n objects of cls, handed to the caller */
+    size_t n;
+};
+
+static void *probe_thread(void *arg)
+{
+    struct shard_probe *pr = arg;
+    void *p = ap_malloc(16); /* sets the cache up */
+    pr->shard = ap_tls_tcache.shard;
+    ap_free(p);
+    for (size_t i = 0; i < pr->n; i++)
+        pr->objs[i] = ap_malloc(ap_class_size[pr->cls]);
+    if (pr->both_live)
+        pthread_barrier_wait(pr->both_live);
+    return NULL;
+}
+
+/* Threads alive at once get different shards while there are shards with
+ * fewer threads; a shard whose threads have exited is reused. */
+static void threads_get_shards_of_their_own(void **state)
+{
+    uint32_t saved = ap_nshards;
+    ap_free(ap_malloc(16)); /* the main thread has its shard */
+    ap_nshards = 3;
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 2);
+    struct shard_probe a = {.both_live = &b}, c = {.both_live = &b}, d = {0};
+    pthread_t ta, tc, td;
+    pthread_create(&ta, NULL, probe_thread, &a);
+    pthread_create(&tc, NULL, probe_thread, &c);
+    pthread_join(ta, NULL);
+    pthread_join(tc, NULL);
+    pthread_create(&td, NULL, probe_thread, &d);
+    pthread_join(td, NULL);
+    pthread_barrier_destroy(&b);
+    ap_nshards = saved;
+    uint32_t main_shard = ap_tls_tcache.shard;
+    assert_true(a.shard < 3 && c.shard < 3);
+    assert_true(a.shard != c.shard && a.shard != main_shard && c.shard != main_shard);
+    assert_true(d.shard != main_shard); /* a shard without live threads again */
+    assert_true(atomic_load(&ap_shard_ready[a.shard]) && atomic_load(&ap_shard_ready[c.shard]));
+}
+
+static bool in_transfer_cache(uint32_t shard, uint32_t cls, void *p)
+{
+    ap_central_t *ce = &ap_central[shard][cls];
+    for (uint32_t i = 0; i < ce->tc_count; i++)
+        if (ce->tc_slots[i] == p)
+            return true;
+    return false;
+}
+
+static bool on_span_freelist(void *p)
+{
+    ap_span_t *s = ap_pagemap_span(p);
+    for (void *q = s->freelist; q; q = *(void **)q)
+        if (q == p)
+            return true;
+    return false;
+}
+
+/* Objects another shard's thread allocated, freed here, go back to that
+ * shard: a batch through its transfer cache, and objects that reached this
+ * shard's transfer cache anyway into their own spans when it is drained. */
+static void remote_frees_go_home(void **state)
+{
+    uint32_t saved = ap_nshards;
+    ap_free(ap_malloc(16));
+    ap_nshards = 2;
+    uint32_t cls = ap_size_class(CLS_SIZE), here = ap_tls_tcache.shard;
+    enum { N = 8 };
+    void *objs[N];
+    struct shard_probe pr = {.cls = cls, .objs = objs, .n = N};
+    pthread_t t;
+    pthread_create(&t, NULL, probe_thread, &pr);
+    pthread_join(t, NULL);
+    ap_nshards = saved;
+    assert_int_not_equal(pr.shard, here);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ap_pagemap_span(objs[i])->shard, pr.shard);
+
+    /* a batch of theirs goes to their transfer cache, none to ours (both
+     * emptied first, so that neither is full) */
+    ap_central_drain(here, cls);
+    ap_central_drain(pr.shard, cls);
+    ap_central_insert(cls, objs, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_true(in_transfer_cache(pr.shard, cls, objs[i]));
+        assert_false(in_transfer_cache(here, cls, objs[i]));
+    }
+    /* a batch led by one of ours lands here, theirs with it; draining our
+     * transfer cache puts theirs on their own spans' free lists */
+    void *mixed[N - 4 + 1];
+    mixed[0] = ap_malloc(CLS_SIZE);
+    assert_int_equal(ap_pagemap_span(mixed[0])->shard, here);
+    for (int i = 4; i < N; i++)
+        mixed[i - 3] = objs[i];
+    ap_central_insert(cls, mixed, N - 4 + 1);
+    for (int i = 4; i < N; i++)
+        assert_true(in_transfer_cache(here, cls, objs[i]));
+    ap_central_drain(here, cls);
+    for (int i = 4; i < N; i++) {
+        assert_false(in_transfer_cache(here, cls, objs[i]));
+        assert_true(on_span_freelist(objs[i]));
+    }
+    /* each shard's list holds only its own spans, and its count of free
+     * objects in spans is theirs (objects went back under their owner) */
+    for (uint32_t sh = 0; sh < AP_MAX_SHARDS; sh++) {
+        if (!atomic_load(&ap_shard_ready[sh]))
+            continue;
+        ap_span_t *h = &ap_central[sh][cls].nonempty;
+        size_t free_objs = 0;
+        for (ap_span_t *sp = h->next; sp != h; sp = sp->next) {
+            assert_int_equal(sp->shard, sh);
+            free_objs += sp->nfree + (size_t)(sp->limit - sp->bump) / ap_class_size[cls];
+        }
+        assert_int_equal(free_objs, ap_central[sh][cls].span_objs_free);
+    }
+    ap_trim(); /* everything back in spans; the statistics must still add up */
+    ap_stats_t *st = malloc(sizeof *st);
+    ap_stats_get(st);
+    ap_class_stats_t *cs = &st->cls[cls];
+    assert_int_equal(cs->inuse_objs + cs->cached_objs + cs->central_objs,
+                     cs->spans * ap_class_objs[cls]);
+    free(st);
+}
+
 static void class_stats_add_up(void **state)
 {
     ap_stats_t *st = malloc(sizeof *st);
@@ -176,8 +310,12 @@ static void class_stats_add_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(refill_slow_start),  cmocka_unit_test(overflow_flushes_one_batch),
-        cmocka_unit_test(cross_thread_free),  cmocka_unit_test(thread_exit_drains_cache),
+        cmocka_unit_test(refill_slow_start),
+        cmocka_unit_test(overflow_flushes_one_batch),
+        cmocka_unit_test(cross_thread_free),
+        cmocka_unit_test(thread_exit_drains_cache),
+        cmocka_unit_test(threads_get_shards_of_their_own),
+        cmocka_unit_test(remote_frees_go_home),
         cmocka_unit_test(class_stats_add_up),
     };
     return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
