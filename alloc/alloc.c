@@ -22,6 +22,7 @@ void ap_init_slow(void)
     if (!atomic_load_explicit(&ap_initialized, memory_order_relaxed)) {
         ap_pageheap_init();
         ap_central_init();
+        ap_tcache_init();
         atomic_store_explicit(&ap_initialized, 1, memory_order_release);
     }
     ap_unlock(&init_lock);
@@ -43,11 +44,9 @@ void *ap_malloc_slow(size_t n)
 
 void *ap_malloc(size_t n)
 {
-    if (ap_likely(n <= AP_MAX_SMALL)) {
-        void *p = ap_tcache_pop(ap_size_class(n));
-        if (ap_likely(p != NULL))
-            return p;
-    }
+    void *p;
+    if (ap_likely(n <= AP_MAX_SMALL) && ap_likely(ap_tcache_try_pop(ap_size_class(n), &p)))
+        return p;
     return ap_malloc_slow(n);
 }
 

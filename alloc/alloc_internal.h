@@ -355,8 +355,8 @@ void ap_central_insert(uint32_t cls, void **objs, int n);
  * transfer cache is empty (and max_chain is not 0) objects may come without
  * being listed in out: the next span's free list when it holds at most
  * max_chain objects, handed over as it is (*chain, NULL-terminated, *stride
- * 0) without walking it; or up to n never-used objects of a span, *chain
- * the first and each *stride bytes after the last, not linked yet.
+ * 0), for the caller to walk outside the lock; or up to n never-used objects
+ * of a span, *chain the first and each *stride bytes after the last.
  * Returns the count; *chain NULL: they are in out. */
 int ap_central_refill(uint32_t shard, uint32_t cls, void **out, int n, uint32_t max_chain,
                       void **chain, uint32_t *stride);
@@ -367,20 +367,39 @@ void ap_central_drain(uint32_t shard, uint32_t cls);
 /* Thread caches (tcache.c, fast paths in tcache_inline.h)                  */
 /* ------------------------------------------------------------------------ */
 
+/* One class's cache: a stack of object pointers in an array of
+ * ap_class_cap[c] slots (the thread's slot block, at ap_tcache_slot_off[c]),
+ * growing down from its end. head is the top (the next object to hand out);
+ * the list is empty when head is at the array's end and full when it holds
+ * max objects. The fast paths compare only head's low 16 bits with lo_empty
+ * and lo_full (an array is at most 8 KiB, so they tell positions apart): no
+ * count to update, and no read of the objects' memory. All zero (a new or
+ * an exited thread): head's low bits equal both, so every call is slow. */
 typedef struct {
-    void *head;
-    uint32_t count;
-    uint32_t max; /* 0 until the cache is set up, and again once the thread exits */
+    void **head;
+    uint16_t lo_empty; /* low 16 bits of head when the list is empty */
+    uint16_t lo_full;  /* low 16 bits of head when it holds max objects */
+    uint16_t max;      /* capacity now (slow start, tcache.c); 0: not set up */
+    uint16_t unused;
 } ap_tlist_t;
 
 enum ap_tcache_state { AP_TC_NEW = 0, AP_TC_LIVE = 1, AP_TC_DEAD = 2 };
 
 typedef struct ap_tcache {
     ap_tlist_t list[AP_NUM_CLASSES];
+    void **slots;                  /* the slot block (own mapping) */
     struct ap_tcache *next, *prev; /* registry of live caches */
     uint32_t state;
     uint32_t shard; /* the central shard this thread refills from and flushes to */
 } ap_tcache_t;
+
+/* Where each class's slots start in a slot block, and the block's length
+ * in slots (set by ap_tcache_init, from ap_class_cap). */
+extern uint32_t ap_tcache_slot_off[AP_NUM_CLASSES];
+extern uint32_t ap_tcache_slot_total;
+void ap_tcache_init(void);
+/* Objects in list cls of tc (tc's own thread, or a racy look from stats). */
+uint32_t ap_tlist_count(const ap_tcache_t *tc, uint32_t cls);
 
 extern AP_TLS ap_tcache_t ap_tls_tcache;
 

@@ -252,8 +252,8 @@ int ap_central_refill(uint32_t shard, uint32_t cls, void **out, int n, uint32_t 
     ap_span_t *s = c->nonempty.next;
     int got;
     if (c->tc_count == 0 && s != &c->nonempty && s->freelist && s->nfree <= max_chain) {
-        /* the objects were freed in whatever order; walking the list to
-         * count out a batch would take one dependent cache miss each */
+        /* the objects were freed in whatever order; walking the list costs
+         * a dependent cache miss each, so the caller does it, unlocked */
         got = (int)s->nfree;
         *chain = s->freelist;
         s->freelist = NULL;
@@ -265,7 +265,7 @@ int ap_central_refill(uint32_t shard, uint32_t cls, void **out, int n, uint32_t 
     } else if (c->tc_count == 0 && max_chain &&
                (s != &c->nonempty || (s = new_span_locked(c)) != NULL) && !s->freelist &&
                s->bump < s->limit) {
-        /* fresh objects: a range, linked once by the caller, not listed then linked */
+        /* fresh objects: a range; the caller computes their addresses */
         got = bump_range_locked(c, s, (uint32_t)n, chain);
         *stride = ap_class_size[cls];
     } else if (c->tc_count >= (uint32_t)n) {

@@ -1,19 +1,25 @@
 /*
- * tcache.c — per-thread caches: one singly linked list of free objects per
- * size class, in initial-exec TLS (no lookup, no lock). The fast paths are in
- * tcache_inline.h; this file holds their slow halves:
+ * tcache.c — per-thread caches: one stack of free objects per size class, in
+ * initial-exec TLS (no lookup, no lock). Each stack is an array of object
+ * pointers (ap_tlist_t); a thread's arrays share one mapping, its slot block,
+ * made when its cache is set up and unmapped when the thread exits. The fast
+ * paths are in tcache_inline.h; this file holds their slow halves:
  *   - a list's max starts at 1; each miss fetches min(max, batch) objects
  *     from the central list, and misses and overflows raise max by one up to
  *     a batch (ap_class_batch), then misses by a batch up to ap_class_cap
  *     (tcmalloc's slow start: classes a thread uses rarely stay tiny);
- *   - an overflow (count == max) sends one batch back to the central list.
+ *   - an overflow (max objects held) sends one batch back to the central list.
+ * Arrays rather than linked lists: moving a batch in or out is a memcpy that
+ * touches no object (a linked list has to read or write every object, each
+ * a likely cache miss), and the fast paths carry no count from call to call.
  * A free from another thread needs nothing special: the object goes to the
  * freeing thread's cache and reaches its span through the central list.
  *
- * Lifecycle: NEW (all zero) -> LIVE on the first slow-path call, which
- * registers the cache and arms a pthread key whose destructor drains it at
- * thread exit -> DEAD: max stays 0, so every malloc and free of the exiting
- * thread goes straight to the central lists.
+ * Lifecycle: NEW (all zero) -> LIVE on the first slow-path call, which maps
+ * the slot block, registers the cache and arms a pthread key whose
+ * destructor drains it at thread exit -> DEAD: the lists are zero again, so
+ * every malloc and free of the exiting thread goes straight to the central
+ * lists. A thread whose slot block cannot be mapped is DEAD from the start.
  *
  * Shards: a cache refills from and flushes to one central shard (central.c),
  * chosen at set-up: the one with the fewest live threads, the lowest on ties,
@@ -25,16 +31,54 @@
  * docs/architecture.md.
  */
 #include <pthread.h>
+#include <string.h>
 
 #include "tcache_inline.h"
 
 AP_HIDDEN AP_TLS ap_tcache_t ap_tls_tcache;
+AP_HIDDEN uint32_t ap_tcache_slot_off[AP_NUM_CLASSES];
+AP_HIDDEN uint32_t ap_tcache_slot_total;
 
 static ap_lock_t registry_lock;
 static ap_tcache_t *registry;
 static uint32_t shard_threads[AP_MAX_SHARDS]; /* live caches per shard */
 static pthread_key_t exit_key;
 static bool exit_key_ready;
+
+void ap_tcache_init(void)
+{
+    uint32_t off = 0;
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        ap_assert(ap_class_cap[c] * sizeof(void *) <= 8192); /* 16-bit positions */
+        ap_tcache_slot_off[c] = off;
+        off += ap_class_cap[c];
+    }
+    ap_tcache_slot_total = off;
+}
+
+static size_t slot_block_bytes(void)
+{
+    return ((size_t)ap_tcache_slot_total * sizeof(void *) + AP_PAGE_MASK) & ~AP_PAGE_MASK;
+}
+
+/* The end of list cls's array: head is here when the list is empty. */
+static inline void **list_end(const ap_tcache_t *tc, uint32_t cls)
+{
+    return tc->slots + ap_tcache_slot_off[cls] + ap_class_cap[cls];
+}
+
+uint32_t ap_tlist_count(const ap_tcache_t *tc, uint32_t cls)
+{
+    void **h = __atomic_load_n(&tc->list[cls].head, __ATOMIC_RELAXED);
+    return h && tc->slots ? (uint32_t)(list_end(tc, cls) - h) : 0;
+}
+
+static void set_max(ap_tcache_t *tc, uint32_t cls, uint32_t max)
+{
+    ap_tlist_t *l = &tc->list[cls];
+    l->max = (uint16_t)max;
+    l->lo_full = (uint16_t)(uintptr_t)(list_end(tc, cls) - max);
+}
 
 static void tcache_thread_exit(void *arg)
 {
@@ -79,8 +123,17 @@ static void registry_remove(ap_tcache_t *tc)
 static void tcache_setup(ap_tcache_t *tc)
 {
     ap_ensure_init();
-    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-        tc->list[c].max = 1;
+    tc->slots = ap_os_map(slot_block_bytes());
+    if (!tc->slots) { /* no cache: straight to the central lists */
+        tc->state = AP_TC_DEAD;
+        return;
+    }
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        void **end = list_end(tc, c);
+        tc->list[c].head = end;
+        tc->list[c].lo_empty = (uint16_t)(uintptr_t)end;
+        set_max(tc, c, 1);
+    }
     tc->state = AP_TC_LIVE;
     registry_add(tc);
     /* Any non-NULL value arms the destructor. May allocate (keys >= 32):
@@ -92,13 +145,14 @@ static void tcache_setup(ap_tcache_t *tc)
 /* Slow start: one more per miss or overflow up to a batch, then a batch more
  * per miss up to the cap. A class a thread uses rarely keeps a list of one or
  * two objects instead of a whole batch. */
-static void grow_max(ap_tlist_t *l, uint32_t cls)
+static void grow_max(ap_tcache_t *tc, uint32_t cls)
 {
-    uint32_t batch = ap_class_batch[cls], cap = ap_class_cap[cls];
-    if (l->max < batch)
-        l->max++;
-    else if (l->max < cap)
-        l->max = l->max + batch < cap ? l->max + batch : cap;
+    uint32_t batch = ap_class_batch[cls], cap = ap_class_cap[cls], max = tc->list[cls].max;
+    if (max < batch)
+        max++;
+    else if (max < cap)
+        max = max + batch < cap ? max + batch : cap;
+    set_max(tc, cls, max);
 }
 
 void *ap_tcache_alloc_slow(uint32_t cls)
@@ -108,65 +162,59 @@ void *ap_tcache_alloc_slow(uint32_t cls)
         if (tc->state == AP_TC_DEAD)
             return ap_small_alloc_nocache(cls);
         tcache_setup(tc);
+        if (tc->state != AP_TC_LIVE)
+            return ap_small_alloc_nocache(cls);
     }
     ap_tlist_t *l = &tc->list[cls];
-    if (l->head)
-        return ap_tcache_pop(cls);
+    void *p = ap_tcache_pop(cls);
+    if (p)
+        return p;
     uint32_t batch = ap_class_batch[cls];
     uint32_t n = l->max < batch ? l->max : batch;
-    grow_max(l, cls);
+    grow_max(tc, cls);
     void *buf[64], *chain;
     uint32_t stride;
     /* a warm list may take a whole span's free list, up to its cap; fresh
-     * objects come as a range, linked here */
-    int got = ap_central_refill(tc->shard, cls, buf, (int)n, n == batch ? ap_class_cap[cls] : 0,
-                                &chain, &stride);
-    if (chain && stride) { /* fresh objects in a row: link them behind the first */
-        char *first = chain;
-        for (int i = 1; i + 1 < got; i++)
-            *(void **)(first + (size_t)i * stride) = first + (size_t)(i + 1) * stride;
-        if (got > 1) {
-            *(void **)(first + (size_t)(got - 1) * stride) = NULL; /* the list was empty */
-            l->head = first + stride;
-        }
-        l->count = (uint32_t)(got - 1);
-        return chain;
-    }
-    if (chain) {
-        l->head = *(void **)chain; /* the chain ends in NULL, as the empty list did */
-        l->count = (uint32_t)(got - 1);
-        return chain;
-    }
+     * objects come as a range */
+    int got =
+        ap_central_refill(tc->shard, cls, buf, (int)n, n == batch ? l->max : 0, &chain, &stride);
     if (got == 0)
         return NULL;
-    for (int i = 1; i < got - 1; i++)
-        *(void **)buf[i] = buf[i + 1];
-    if (got > 1) {
-        *(void **)buf[got - 1] = l->head;
-        l->head = buf[1];
-        l->count += (uint32_t)(got - 1);
+    /* the list is empty: the objects after the first go below its end, the
+     * last handed out first (for a range: in address order) */
+    void **end = list_end(tc, cls), **h = end - (got - 1);
+    if (chain && stride) {
+        char *first = chain;
+        for (int i = 1; i < got; i++)
+            h[i - 1] = first + (size_t)i * stride;
+        l->head = h;
+        return first;
     }
+    if (chain) { /* a span's free list, NULL-terminated, at most max objects */
+        void *q = *(void **)chain;
+        for (int i = 0; i < got - 1; i++, q = *(void **)q)
+            h[i] = q;
+        l->head = h;
+        return chain;
+    }
+    memcpy(h, buf + 1, (size_t)(got - 1) * sizeof(void *));
+    l->head = h;
     return buf[0];
 }
 
-/* Send up to n objects from the head of list cls to the central list. */
-static void flush_list(ap_tlist_t *l, uint32_t cls, uint32_t n)
+/* Send up to n objects from the top of list cls to the central list. */
+static void flush_list(ap_tcache_t *tc, uint32_t cls, uint32_t n)
 {
-    void *buf[64];
-    if (n > l->count) /* count is the list's exact length */
-        n = l->count;
+    ap_tlist_t *l = &tc->list[cls];
+    uint32_t count = (uint32_t)(list_end(tc, cls) - l->head);
+    if (n > count)
+        n = count;
     while (n > 0) {
         uint32_t k = n < 64 ? n : 64;
-        void *h = l->head;
-        for (uint32_t i = 0; i < k; i++) {
-            ap_assert(h != NULL);
-            buf[i] = h;
-            h = *(void **)h;
-        }
-        l->head = h;
-        l->count -= k;
+        void **h = l->head;
+        l->head = h + k;
         n -= k;
-        ap_central_insert(cls, buf, (int)k);
+        ap_central_insert(cls, h, (int)k); /* copies them before returning */
     }
 }
 
@@ -174,27 +222,26 @@ void ap_tcache_free_slow(uint32_t cls, void *p)
 {
     ap_tcache_t *tc = &ap_tls_tcache;
     if (ap_unlikely(tc->state != AP_TC_LIVE)) {
-        if (tc->state == AP_TC_DEAD) {
+        if (tc->state == AP_TC_NEW)
+            tcache_setup(tc);
+        if (tc->state != AP_TC_LIVE) {
             ap_central_insert(cls, &p, 1);
             return;
         }
-        tcache_setup(tc);
     }
     ap_tlist_t *l = &tc->list[cls];
-    if (l->count >= l->max) {
-        flush_list(l, cls, ap_class_batch[cls]);
+    if ((uint32_t)(list_end(tc, cls) - l->head) >= l->max) {
+        flush_list(tc, cls, ap_class_batch[cls]);
         if (l->max < ap_class_batch[cls])
-            l->max++;
+            grow_max(tc, cls);
     }
-    *(void **)p = l->head;
-    l->head = p;
-    l->count++;
+    *--l->head = p;
 }
 
 void ap_tcache_flush_all(ap_tcache_t *tc)
 {
     for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-        flush_list(&tc->list[c], c, UINT32_MAX);
+        flush_list(tc, c, UINT32_MAX);
 }
 
 void ap_thread_exit(void)
@@ -203,10 +250,11 @@ void ap_thread_exit(void)
     if (tc->state != AP_TC_LIVE)
         return;
     ap_tcache_flush_all(tc);
-    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-        tc->list[c].max = 0;
     tc->state = AP_TC_DEAD;
-    registry_remove(tc);
+    registry_remove(tc); /* stats no longer look at its lists */
+    memset(tc->list, 0, sizeof tc->list);
+    ap_os_unmap(tc->slots, slot_block_bytes());
+    tc->slots = NULL;
 }
 
 void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES])
@@ -214,7 +262,7 @@ void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES])
     ap_lock(&registry_lock);
     for (ap_tcache_t *tc = registry; tc; tc = tc->next)
         for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-            counts[c] += __atomic_load_n(&tc->list[c].count, __ATOMIC_RELAXED);
+            counts[c] += ap_tlist_count(tc, c);
     ap_unlock(&registry_lock);
 }
 

@@ -1,13 +1,15 @@
 /*
  * tcache_inline.h — the allocator's fast paths, inlined into the shim's
- * malloc and free. Budget (checked with callgrind in bench/): malloc = size
- * lookup (1-2 loads) + pop (3 loads, 2 stores); free = page-map lookup
- * (2 loads) + push (2 loads, 3 stores); one predictable branch each for the
- * miss. Everything else is in tcache.c, out of line.
+ * malloc and free. Budget: malloc = size lookup (1-2 loads) + pop (3 loads,
+ * 1 store); free = page-map lookup (2 loads) + push (2 loads, 2 stores); one
+ * predictable branch each for the miss. The lists are arrays of pointers
+ * (see ap_tlist_t), so neither touches the object's memory and the only
+ * chain from one call to the next is the list's head. Everything else is in
+ * tcache.c, out of line.
  *
- * A thread's cache starts all-zero: every list empty with max 0, so the first
- * malloc and the first free of each thread take the slow path, which sets the
- * cache up. After thread exit, max is 0 again and stays so.
+ * A thread's cache starts all-zero, which reads as empty and full at once,
+ * so the first malloc and the first free of each thread take the slow path,
+ * which sets the cache up. After thread exit the lists are zero again.
  */
 #ifndef AP_TCACHE_INLINE_H
 #define AP_TCACHE_INLINE_H
@@ -18,12 +20,24 @@
 AP_INLINE void *ap_tcache_pop(uint32_t cls)
 {
     ap_tlist_t *l = &ap_tls_tcache.list[cls];
-    void *p = l->head;
-    if (ap_likely(p != NULL)) {
-        l->head = *(void **)p;
-        l->count--;
-    }
-    return p;
+    void **h = l->head;
+    if (ap_unlikely((uint16_t)(uintptr_t)h == l->lo_empty))
+        return NULL;
+    l->head = h + 1;
+    return *h;
+}
+
+/* Pop into *out; false when the list is empty. For callers that branch on
+ * the result: they test the list, not the object pointer it held. */
+AP_INLINE bool ap_tcache_try_pop(uint32_t cls, void **out)
+{
+    ap_tlist_t *l = &ap_tls_tcache.list[cls];
+    void **h = l->head;
+    if (ap_unlikely((uint16_t)(uintptr_t)h == l->lo_empty))
+        return false;
+    l->head = h + 1;
+    *out = *h;
+    return true;
 }
 
 /* Is this page-map class byte a plain small class (no flag, not 0)? */
@@ -36,11 +50,11 @@ AP_INLINE bool ap_class_is_plain(uint32_t cls_byte)
 AP_INLINE bool ap_tcache_push(uint32_t cls, void *p)
 {
     ap_tlist_t *l = &ap_tls_tcache.list[cls];
-    if (ap_unlikely(l->count >= l->max))
+    void **h = l->head;
+    if (ap_unlikely((uint16_t)(uintptr_t)h == l->lo_full))
         return false;
-    *(void **)p = l->head;
-    l->head = p;
-    l->count++;
+    *--h = p;
+    l->head = h;
     return true;
 }
 

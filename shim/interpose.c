@@ -25,8 +25,8 @@
 AP_EXPORT void *malloc(size_t n)
 {
     if (ap_likely(n <= AP_MAX_SMALL) && ap_likely(!ap_sampler_charge(n))) {
-        void *p = ap_tcache_pop(ap_size_class(n));
-        if (ap_likely(p != NULL)) {
+        void *p;
+        if (ap_likely(ap_tcache_try_pop(ap_size_class(n), &p))) {
             ap_debug_on_alloc(p, n);
             return p;
         }

@@ -22,16 +22,17 @@ static void *slow_start_thread(void *arg)
     uintptr_t bad = 0;
     uint32_t misses = 0;
     for (int i = 0; i < 4000; i++) {
-        bool miss = l->head == NULL;
+        bool miss = ap_tlist_count(&ap_tls_tcache, c) == 0;
         uint32_t max_before = l->max;
         keep[i] = ap_malloc(CLS_SIZE);
         if (!miss)
             continue;
+        uint32_t count = ap_tlist_count(&ap_tls_tcache, c);
         if (max_before < batch) {
             uint32_t want = max_before == 0 ? 1 : max_before;
-            if (l->count + 1 != want)
+            if (count + 1 != want)
                 bad = 1;
-        } else if (l->count + 1 > ap_class_cap[c]) {
+        } else if (count + 1 > ap_class_cap[c] || count + 1 > l->max) {
             bad = 1;
         }
         misses++;
@@ -61,13 +62,14 @@ static void overflow_flushes_one_batch(void **state)
     for (size_t i = 0; i < n; i++)
         v[i] = ap_malloc(CLS_SIZE);
     for (size_t i = 0; i < n; i++) {
-        uint32_t before = l->count;
+        uint32_t before = ap_tlist_count(&ap_tls_tcache, c);
         ap_free(v[i]);
+        uint32_t after = ap_tlist_count(&ap_tls_tcache, c);
         if (before >= l->max)
-            assert_int_equal(l->count, before - ap_class_batch[c] + 1);
+            assert_int_equal(after, before - ap_class_batch[c] + 1);
         else
-            assert_int_equal(l->count, before + 1);
-        assert_true(l->count <= l->max);
+            assert_int_equal(after, before + 1);
+        assert_true(after <= l->max);
     }
     free(v);
 }
@@ -141,7 +143,8 @@ static void *churn_then_exit(void *arg)
     void *p = ap_malloc(100);
     ap_free(p);
     uint32_t c = ap_size_class(100);
-    return (void *)(uintptr_t)(ap_tls_tcache.list[c].count != 0 || p == NULL);
+    return (void *)(uintptr_t)(ap_tlist_count(&ap_tls_tcache, c) != 0 || p == NULL ||
+                               ap_tls_tcache.slots != NULL);
 }
 
 static void thread_exit_drains_cache(void **state)
@@ -160,6 +163,50 @@ static void thread_exit_drains_cache(void **state)
     }
     free(before);
     free(after);
+}
+
+/* A thread whose slot block cannot be mapped works without a cache. */
+static void *fail_map(size_t n)
+{
+    (void)n;
+    return NULL;
+}
+
+static void *uncached_thread(void *arg)
+{
+    void *v[300];
+    for (int i = 0; i < 300; i++) {
+        v[i] = ap_malloc(CLS_SIZE);
+        if (!v[i])
+            return (void *)1;
+        memset(v[i], i, CLS_SIZE);
+    }
+    for (int i = 0; i < 300; i++) {
+        if (((unsigned char *)v[i])[CLS_SIZE - 1] != (unsigned char)i)
+            return (void *)2;
+        ap_free(v[i]);
+    }
+    uint32_t c = ap_size_class(CLS_SIZE);
+    if (ap_tls_tcache.state != AP_TC_DEAD || ap_tls_tcache.slots != NULL ||
+        ap_tlist_count(&ap_tls_tcache, c) != 0)
+        return (void *)3;
+    return NULL;
+}
+
+static void no_slot_block_no_cache(void **state)
+{
+    uint32_t c = ap_size_class(CLS_SIZE);
+    uint64_t base = inuse_objs(c);
+    ap_os_ops_t failing = ap_os_default_ops;
+    failing.map = fail_map;
+    ap_os_ops = &failing;
+    pthread_t t;
+    void *ret;
+    pthread_create(&t, NULL, uncached_thread, NULL);
+    pthread_join(t, &ret);
+    ap_os_ops = &ap_os_default_ops;
+    assert_null(ret);
+    assert_int_equal(inuse_objs(c), base); /* every object went back */
 }
 
 /* ---- shards ---- */
@@ -310,13 +357,10 @@ static void class_stats_add_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(refill_slow_start),
-        cmocka_unit_test(overflow_flushes_one_batch),
-        cmocka_unit_test(cross_thread_free),
-        cmocka_unit_test(thread_exit_drains_cache),
-        cmocka_unit_test(threads_get_shards_of_their_own),
-        cmocka_unit_test(remote_frees_go_home),
-        cmocka_unit_test(class_stats_add_up),
+        cmocka_unit_test(refill_slow_start),      cmocka_unit_test(overflow_flushes_one_batch),
+        cmocka_unit_test(cross_thread_free),      cmocka_unit_test(thread_exit_drains_cache),
+        cmocka_unit_test(no_slot_block_no_cache), cmocka_unit_test(threads_get_shards_of_their_own),
+        cmocka_unit_test(remote_frees_go_home),   cmocka_unit_test(class_stats_add_up),
     };
     return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
 }
