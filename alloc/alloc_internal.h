@@ -112,6 +112,8 @@ typedef struct {
     void *(*reserve)(size_t bytes);
     /* make [p, p+bytes) of a reservation usable (zero); false on failure */
     bool (*commit)(void *p, size_t bytes);
+    /* a coarse monotonic clock in milliseconds (page-heap decay) */
+    uint64_t (*now_ms)(void);
 } ap_os_ops_t;
 
 extern const ap_os_ops_t ap_os_default_ops;
@@ -140,6 +142,10 @@ AP_INLINE void *ap_os_reserve(size_t bytes)
 AP_INLINE bool ap_os_commit(void *p, size_t bytes)
 {
     return ap_os_ops->commit(p, bytes);
+}
+AP_INLINE uint64_t ap_os_now_ms(void)
+{
+    return ap_os_ops->now_ms();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -274,6 +280,8 @@ typedef struct {
     size_t release_count;        /* madvise calls */
     size_t released_bytes_total; /* bytes ever released to the OS */
     size_t dirty_limit_pages;    /* scavenge above this (0: default) */
+    uint64_t epoch_ms;           /* decay: when the current epoch began */
+    size_t dirty_low;            /* decay: fewest free dirty pages in this epoch */
     uintptr_t arena_commit;      /* end of the usable part of the reservation */
     uintptr_t arena_end;         /* end of the reservation (0: none yet) */
 } ap_pageheap_t;
@@ -292,6 +300,10 @@ void ap_pageheap_free(ap_span_t *s);
 bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
 void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
+/* Decay (from slow paths, no lock held): when an epoch (AP_DECAY_MS) has
+ * passed, release the free dirty pages no allocation needed during it. */
+void ap_pageheap_tick(void);
+#define AP_DECAY_MS 1000
 bool ap_pageheap_tag(ap_span_t *s, void *p, const uint64_t *data);
 bool ap_pageheap_untag(ap_span_t *s, const void *p, uint64_t *data);
 bool ap_pageheap_retag(ap_span_t *s, const void *p, const uint64_t *in, unsigned nin,
@@ -390,7 +402,8 @@ typedef struct ap_tcache {
     void **slots;                  /* the slot block (own mapping) */
     struct ap_tcache *next, *prev; /* registry of live caches */
     uint32_t state;
-    uint32_t shard; /* the central shard this thread refills from and flushes to */
+    uint32_t shard;      /* the central shard this thread refills from and flushes to */
+    uint32_t tick_count; /* misses since the page heap's decay clock was last looked at */
 } ap_tcache_t;
 
 /* Where each class's slots start in a slot block, and the block's length

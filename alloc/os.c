@@ -4,10 +4,12 @@
  * can inject failures and count calls. Every mapping is AP_PAGE_SIZE (8 KiB)
  * aligned; the kernel gives 4 KiB alignment, so we over-map and trim.
  * Released pages use MADV_DONTNEED: RSS drops at once and the pages read back
- * as zero, which lets calloc skip its memset on released spans.
+ * as zero, which lets calloc skip its memset on released spans. The clock
+ * for the page heap's decay is here too, so tests can drive it.
  */
 #include <errno.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "alloc_internal.h"
 
@@ -64,6 +66,14 @@ static void *os_remap(void *p, size_t old_bytes, size_t new_bytes, void *to)
     return q == MAP_FAILED ? NULL : q;
 }
 
-const ap_os_ops_t ap_os_default_ops = {os_map,   os_unmap,   os_release,
-                                       os_remap, os_reserve, os_commit};
+/* CLOCK_MONOTONIC_COARSE: read from the vDSO page, a few ns, tick-grained */
+static uint64_t os_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const ap_os_ops_t ap_os_default_ops = {os_map,     os_unmap,  os_release, os_remap,
+                                       os_reserve, os_commit, os_now_ms};
 const ap_os_ops_t *ap_os_ops = &ap_os_default_ops;

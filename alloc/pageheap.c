@@ -19,7 +19,11 @@
  * The slack keeps a program that frees and reallocates big blocks from
  * paying a page fault per page each time (the memory is reused instead); a
  * program that frees a large heap still drops to the limit at once.
- * malloc_trim releases them all.
+ * Below the limit, decay: once per epoch (AP_DECAY_MS, checked by the page
+ * heap and by every 64th thread-cache miss) the free dirty pages that no
+ * allocation needed in the epoch (its low-water mark) are released, so a
+ * heap that is freed and not used again goes back to the OS within two
+ * epochs. malloc_trim releases them all.
  *
  * Growing: memory comes from an arena, 1 GiB of reserved address space
  * used from the bottom up like a brk heap. When nothing fits, the arena's
@@ -347,6 +351,42 @@ static void release_span_locked(ap_span_t *s)
     free_insert_locked(s);
 }
 
+/* The decay's low-water mark follows the free dirty pages down. */
+static void note_low_locked(void)
+{
+    if (ap_heap.free_dirty_pages < ap_heap.dirty_low)
+        ap_heap.dirty_low = ap_heap.free_dirty_pages;
+}
+
+static size_t scavenge_locked(size_t target);
+
+/* Decay, once per epoch: the dirty_low pages that stayed free and dirty for
+ * the whole epoch were not needed by any allocation in it; release them.
+ * Pages in steady reuse stay (the low-water mark counts only what no
+ * allocation touched), and a heap freed and left alone is released within
+ * two epochs, as long as the program still calls malloc now and then. */
+static void decay_locked(uint64_t now)
+{
+    if (now - ap_heap.epoch_ms < AP_DECAY_MS)
+        return;
+    note_low_locked();
+    if (ap_heap.dirty_low)
+        scavenge_locked(ap_heap.free_dirty_pages - ap_heap.dirty_low);
+    ap_heap.epoch_ms = now;
+    ap_heap.dirty_low = ap_heap.free_dirty_pages;
+}
+
+void ap_pageheap_tick(void)
+{
+    uint64_t now = ap_os_now_ms();
+    /* racy read: at worst one extra or one late look under the lock */
+    if (now - __atomic_load_n(&ap_heap.epoch_ms, __ATOMIC_RELAXED) < AP_DECAY_MS)
+        return;
+    ap_lock(&ap_heap.lock);
+    decay_locked(now);
+    ap_unlock(&ap_heap.lock);
+}
+
 /* Release free spans, most dirty pages first, until at most target dirty
  * pages remain. Spans with dirty pages sit at the front of their lists. */
 static size_t scavenge_locked(size_t target)
@@ -367,6 +407,7 @@ static size_t scavenge_locked(size_t target)
         released += pick->ndirty << AP_PAGE_SHIFT;
         release_span_locked(pick);
     }
+    note_low_locked();
     return released;
 }
 
@@ -383,6 +424,7 @@ size_t ap_pageheap_release_all(void)
 void ap_pageheap_init(void)
 {
     ap_lock_init(&ap_heap.lock);
+    ap_heap.epoch_ms = ap_os_now_ms();
     for (size_t i = 0; i <= AP_HEAP_EXACT_LISTS; i++)
         list_init(&ap_heap.exact[i]);
     list_init(&ap_heap.longer);
@@ -433,6 +475,8 @@ ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, siz
         ap_heap.large_count++;
     }
     ap_heap.inuse_pages += npages;
+    note_low_locked();
+    decay_locked(ap_os_now_ms());
     ap_unlock(&ap_heap.lock);
     return s;
 fail:
@@ -462,6 +506,7 @@ void ap_pageheap_free(ap_span_t *s)
     size_t limit = dirty_limit();
     if (ap_heap.free_dirty_pages > limit)
         scavenge_locked(limit - limit / 4);
+    decay_locked(ap_os_now_ms());
     ap_unlock(&ap_heap.lock);
 }
 
@@ -482,6 +527,7 @@ bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages)
             ap_pagemap_set(last_page(s), s, 0);
             ap_heap.inuse_pages += extra;
             ap_heap.large_inuse_bytes += extra << AP_PAGE_SHIFT;
+            note_low_locked();
             ok = true;
         } else {
             free_insert_locked(n);

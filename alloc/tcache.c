@@ -169,6 +169,10 @@ void *ap_tcache_alloc_slow(uint32_t cls)
     void *p = ap_tcache_pop(cls);
     if (p)
         return p;
+    if (++tc->tick_count >= 64) { /* a program that runs on cached objects still decays */
+        tc->tick_count = 0;
+        ap_pageheap_tick();
+    }
     uint32_t batch = ap_class_batch[cls];
     uint32_t n = l->max < batch ? l->max : batch;
     grow_max(tc, cls);

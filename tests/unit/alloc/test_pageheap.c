@@ -15,13 +15,22 @@ static void counting_release(void *p, size_t n)
     ap_os_default_ops.release(p, n);
 }
 static ap_os_ops_t ops;
+/* the decay's clock stands still unless a test moves it */
+static uint64_t fake_now;
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
 
 static int setup(void **state)
 {
     ap_ensure_init();
     ops = ap_os_default_ops;
     ops.release = counting_release;
+    fake_now = ap_os_default_ops.now_ms() + AP_DECAY_MS; /* past the epoch init began */
+    ops.now_ms = fake_clock;
     ap_os_ops = &ops;
+    ap_pageheap_tick(); /* start an epoch at fake_now */
     return 0;
 }
 
@@ -217,6 +226,57 @@ static void *fail_map(size_t n)
     return NULL;
 }
 
+/* Free dirty pages that no allocation needs for a whole epoch are released
+ * (RSS falls without malloc_trim); not before. */
+static void decay_releases_unused_dirty_pages(void **state)
+{
+    size_t z;
+    ap_pageheap_release_all();
+    ap_span_t *a = ap_pageheap_alloc(64, 1, 0, &z);
+    assert_non_null(a);
+    ap_pageheap_free(a);
+    size_t dirty = ap_heap.free_dirty_pages;
+    assert_true(dirty >= 64);
+    /* the epoch in which they were freed began with none dirty: nothing goes */
+    fake_now += AP_DECAY_MS;
+    ap_pageheap_tick();
+    assert_int_equal(ap_heap.free_dirty_pages, dirty);
+    /* mid-way through the next epoch: nothing yet */
+    size_t before = releases;
+    fake_now += AP_DECAY_MS / 2;
+    ap_pageheap_tick();
+    assert_int_equal(ap_heap.free_dirty_pages, dirty);
+    assert_int_equal(releases, before);
+    /* untouched for the whole epoch: released */
+    fake_now += AP_DECAY_MS / 2;
+    ap_pageheap_tick();
+    assert_int_equal(ap_heap.free_dirty_pages, 0);
+    assert_true(releases > before);
+    assert_true(validate());
+}
+
+/* Dirty pages an allocation takes during the epoch are not released at its
+ * end: the low-water mark falls with them. */
+static void decay_keeps_reused_pages(void **state)
+{
+    size_t z;
+    ap_pageheap_release_all();
+    ap_span_t *a = ap_pageheap_alloc(64, 1, 0, &z);
+    ap_pageheap_free(a);
+    fake_now += AP_DECAY_MS; /* new epoch; its low-water mark starts at all of them */
+    ap_pageheap_tick();
+    size_t dirty = ap_heap.free_dirty_pages;
+    a = ap_pageheap_alloc(dirty, 1, 0, &z); /* takes every dirty page */
+    assert_non_null(a);
+    assert_int_equal(z, dirty);
+    assert_int_equal(ap_heap.dirty_low, 0);
+    ap_pageheap_free(a);
+    fake_now += AP_DECAY_MS;
+    ap_pageheap_tick();
+    assert_int_equal(ap_heap.free_dirty_pages, dirty); /* needed this epoch: kept */
+    assert_true(validate());
+}
+
 static void out_of_memory_is_clean(void **state)
 {
     ap_os_ops_t failing = ap_os_default_ops;
@@ -238,6 +298,8 @@ int main(void)
         cmocka_unit_test(dirty_pages_return_to_os),
         cmocka_unit_test(dirty_and_released_runs_merge),
         cmocka_unit_test(growth_extends_the_top_run),
+        cmocka_unit_test(decay_releases_unused_dirty_pages),
+        cmocka_unit_test(decay_keeps_reused_pages),
         cmocka_unit_test(out_of_memory_is_clean),
     };
     return cmocka_run_group_tests_name("alloc.pageheap", tests, setup, teardown);
