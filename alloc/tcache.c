@@ -67,6 +67,12 @@ static inline void **list_end(const ap_tcache_t *tc, uint32_t cls)
     return tc->slots + ap_tcache_slot_off[cls] + ap_class_cap[cls];
 }
 
+/* Objects in list cls of a LIVE cache, its own thread looking. */
+static inline uint32_t held(const ap_tcache_t *tc, uint32_t cls)
+{
+    return (uint32_t)(list_end(tc, cls) - tc->list[cls].head);
+}
+
 uint32_t ap_tlist_count(const ap_tcache_t *tc, uint32_t cls)
 {
     void **h = __atomic_load_n(&tc->list[cls].head, __ATOMIC_RELAXED);
@@ -210,7 +216,7 @@ void *ap_tcache_alloc_slow(uint32_t cls)
 static void flush_list(ap_tcache_t *tc, uint32_t cls, uint32_t n)
 {
     ap_tlist_t *l = &tc->list[cls];
-    uint32_t count = (uint32_t)(list_end(tc, cls) - l->head);
+    uint32_t count = held(tc, cls);
     if (n > count)
         n = count;
     while (n > 0) {
@@ -234,7 +240,7 @@ void ap_tcache_free_slow(uint32_t cls, void *p)
         }
     }
     ap_tlist_t *l = &tc->list[cls];
-    if ((uint32_t)(list_end(tc, cls) - l->head) >= l->max) {
+    if (held(tc, cls) >= l->max) {
         flush_list(tc, cls, ap_class_batch[cls]);
         if (l->max < ap_class_batch[cls])
             grow_max(tc, cls);

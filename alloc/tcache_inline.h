@@ -16,19 +16,9 @@
 
 #include "alloc_internal.h"
 
-/* Pop an object of class cls, or NULL when the list is empty. */
-AP_INLINE void *ap_tcache_pop(uint32_t cls)
-{
-    ap_tlist_t *l = &ap_tls_tcache.list[cls];
-    void **h = l->head;
-    if (ap_unlikely((uint16_t)(uintptr_t)h == l->lo_empty))
-        return NULL;
-    l->head = h + 1;
-    return *h;
-}
-
-/* Pop into *out; false when the list is empty. For callers that branch on
- * the result: they test the list, not the object pointer it held. */
+/* Pop into *out; false when the list is empty. Callers that branch on the
+ * result test the list, not the object pointer it held (one test less than
+ * checking a returned pointer for NULL). */
 AP_INLINE bool ap_tcache_try_pop(uint32_t cls, void **out)
 {
     ap_tlist_t *l = &ap_tls_tcache.list[cls];
@@ -38,6 +28,13 @@ AP_INLINE bool ap_tcache_try_pop(uint32_t cls, void **out)
     l->head = h + 1;
     *out = *h;
     return true;
+}
+
+/* Pop an object of class cls, or NULL when the list is empty. */
+AP_INLINE void *ap_tcache_pop(uint32_t cls)
+{
+    void *p;
+    return ap_tcache_try_pop(cls, &p) ? p : NULL;
 }
 
 /* Is this page-map class byte a plain small class (no flag, not 0)? */
