@@ -12,11 +12,26 @@
  * or profiler lock is held; each dump is one transaction, so a crash or
  * _exit loses at most the dump in progress and never corrupts the file. WAL
  * mode and a busy timeout let several processes (fork, exec) share a file.
+ *
+ * Descriptors: SQLite's unix VFS reaches the system through a table of
+ * calls (xSetSystemCall); every call that takes a descriptor is replaced by
+ * one that opens O_CLOEXEC and moves the descriptor high (fdguard.c), and
+ * checks before each read, write, lock, truncate, map and close that the
+ * descriptor is still ours. When the program has closed or replaced one
+ * (a daemon's close loop), SQLite sees EBADF, the dump fails without
+ * touching the program's file, and the connection is reopened by the
+ * profile's absolute path and the dump written again.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <link.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "schema_sql.h"
@@ -41,6 +56,9 @@ static const ap_host_t *host;
 
 struct ap_db {
     sqlite3 *db;
+    char path[4096]; /* absolute: the program may chdir */
+    uint64_t lost_mark; /* fdguard's loss count when this dump began */
+    uint64_t conn_mark; /* ... when the connection was opened */
     int64_t process_id;
     int64_t seq;
     uint32_t stacks_written;
@@ -75,6 +93,140 @@ static int m_init(void *a)
 }
 static void m_shutdown(void *a) {}
 
+/* ---- SQLite's descriptors, guarded (fdguard.c via the host) ---- */
+
+#define GUARD(fd, fail_value)                                                                      \
+    do {                                                                                           \
+        if (host->fd_check(fd) != 0)                                                               \
+            return fail_value;                                                                     \
+    } while (0)
+
+static int g_open(const char *path, int flags, int mode)
+{
+    return host->fd_adopt(open(path, flags | O_CLOEXEC, mode));
+}
+static int g_close(int fd)
+{
+    return host->fd_close(fd);
+}
+static int g_fstat(int fd, struct stat *st)
+{
+    GUARD(fd, -1);
+    return fstat(fd, st);
+}
+static int g_ftruncate(int fd, off_t n)
+{
+    GUARD(fd, -1);
+    return ftruncate(fd, n);
+}
+static int g_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    GUARD(fd, -1);
+    return fcntl(fd, cmd, arg);
+}
+static ssize_t g_read(int fd, void *b, size_t n)
+{
+    GUARD(fd, -1);
+    return read(fd, b, n);
+}
+static ssize_t g_pread(int fd, void *b, size_t n, off_t o)
+{
+    GUARD(fd, -1);
+    return pread(fd, b, n, o);
+}
+static ssize_t g_write(int fd, const void *b, size_t n)
+{
+    GUARD(fd, -1);
+    return write(fd, b, n);
+}
+static ssize_t g_pwrite(int fd, const void *b, size_t n, off_t o)
+{
+    GUARD(fd, -1);
+    return pwrite(fd, b, n, o);
+}
+static int g_fchmod(int fd, mode_t m)
+{
+    GUARD(fd, -1);
+    return fchmod(fd, m);
+}
+static int g_fallocate(int fd, off_t o, off_t n)
+{
+    GUARD(fd, EBADF);
+    return posix_fallocate(fd, o, n);
+}
+static int g_fchown(int fd, uid_t u, gid_t g)
+{
+    GUARD(fd, -1);
+    return fchown(fd, u, g);
+}
+static void *g_mmap(void *a, size_t n, int prot, int flags, int fd, off_t o)
+{
+    if (fd >= 0)
+        GUARD(fd, MAP_FAILED);
+    return mmap(a, n, prot, flags, fd, o);
+}
+static int g_ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    GUARD(fd, -1);
+    return ioctl(fd, req, arg);
+}
+
+static int guard_vfs(void)
+{
+    sqlite3_vfs *v = sqlite3_vfs_find("unix");
+    if (!v || !v->xSetSystemCall)
+        return -1;
+    static const struct {
+        const char *name;
+        sqlite3_syscall_ptr fn;
+    } calls[] = {
+        {"open", (sqlite3_syscall_ptr)g_open},
+        {"close", (sqlite3_syscall_ptr)g_close},
+        {"fstat", (sqlite3_syscall_ptr)g_fstat},
+        {"ftruncate", (sqlite3_syscall_ptr)g_ftruncate},
+        {"fcntl", (sqlite3_syscall_ptr)g_fcntl},
+        {"read", (sqlite3_syscall_ptr)g_read},
+        {"pread", (sqlite3_syscall_ptr)g_pread},
+        {"pread64", (sqlite3_syscall_ptr)g_pread},
+        {"write", (sqlite3_syscall_ptr)g_write},
+        {"pwrite", (sqlite3_syscall_ptr)g_pwrite},
+        {"pwrite64", (sqlite3_syscall_ptr)g_pwrite},
+        {"fchmod", (sqlite3_syscall_ptr)g_fchmod},
+        {"fallocate", (sqlite3_syscall_ptr)g_fallocate},
+        {"fchown", (sqlite3_syscall_ptr)g_fchown},
+        {"mmap", (sqlite3_syscall_ptr)g_mmap},
+        {"ioctl", (sqlite3_syscall_ptr)g_ioctl},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        /* a call this SQLite does not have (built without it) is not used either */
+        if (v->xGetSystemCall(v, calls[i].name) &&
+            v->xSetSystemCall(v, calls[i].name, calls[i].fn) != SQLITE_OK)
+            return -1;
+    }
+    return 0;
+}
+
+/* SQLite also retries a failed WAL lock on its own, for about 10 s, with
+ * the VFS's sleep: a VFS like "unix" but whose sleep returns at once once
+ * a descriptor is lost, so the retries end in microseconds. */
+static sqlite3_vfs guarded_vfs, *unix_vfs;
+static uint64_t sleep_mark;
+
+static int g_sleep(sqlite3_vfs *v, int us)
+{
+    if (host->fd_lost_count() != sleep_mark)
+        return 0;
+    return unix_vfs->xSleep(unix_vfs, us);
+}
+
 static int sqlite_setup(void)
 {
     static int done;
@@ -85,7 +237,17 @@ static int sqlite_setup(void)
     sqlite3_config(SQLITE_CONFIG_MALLOC, &mem);
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     done = 1;
-    return sqlite3_initialize();
+    int rc = sqlite3_initialize();
+    if (rc == SQLITE_OK && guard_vfs() != 0)
+        rc = SQLITE_ERROR; /* unguarded descriptors could be the program's: no profile */
+    if (rc == SQLITE_OK) {
+        unix_vfs = sqlite3_vfs_find("unix");
+        guarded_vfs = *unix_vfs; /* pAppData too: the unix VFS keeps its I/O finder there */
+        guarded_vfs.zName = "allocprof-unix";
+        guarded_vfs.xSleep = g_sleep;
+        rc = sqlite3_vfs_register(&guarded_vfs, 1);
+    }
+    return rc;
 }
 
 static int fail(ap_db_t *d, char *err, size_t errlen, const char *what)
@@ -136,6 +298,42 @@ static int create_schema(ap_db_t *d, char *err, size_t errlen)
     return 0;
 }
 
+/* Another process holds the lock: wait up to 15 s. A descriptor of ours
+ * that the program took looks like a lock held elsewhere (SQLite reads a
+ * failed fcntl lock as busy): then stop at once, so the dump can reopen. */
+static int on_busy(void *arg, int count)
+{
+    ap_db_t *d = arg;
+    if (host->fd_lost_count() != d->lost_mark || count >= 1500)
+        return 0;
+    usleep(count < 10 ? 1000 : 10000);
+    return 1;
+}
+
+static int connect_db(ap_db_t *d, char *err, size_t errlen)
+{
+    d->lost_mark = d->conn_mark = host->fd_lost();
+    int rc = sqlite3_open_v2(d->path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        fail(d, err, errlen, "cannot open");
+        sqlite3_close(d->db);
+        d->db = NULL;
+        return -1;
+    }
+    sqlite3_busy_handler(d->db, on_busy, d);
+    /* 1 KiB pages (a new file only; WAL fixes the size): a profile has a
+     * dozen tables, mostly small, and every table and index takes a page */
+    exec(d, "PRAGMA page_size=1024");
+    exec(d, "PRAGMA journal_mode=WAL");
+    exec(d, "PRAGMA synchronous=NORMAL");
+    if (create_schema(d, err, errlen) != 0) {
+        sqlite3_close(d->db);
+        d->db = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
 {
     if (sqlite_setup() != SQLITE_OK) {
@@ -147,21 +345,16 @@ int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int rc = sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc != SQLITE_OK) {
-        fail(d, err, errlen, "cannot open");
-        sqlite3_close(d->db);
+    d->path[0] = 0;
+    if (path[0] != '/' && getcwd(d->path, sizeof d->path - 1))
+        strcat(d->path, "/");
+    if (strlen(d->path) + strlen(path) >= sizeof d->path) {
+        snprintf(err, errlen, "path too long");
         ap_free(d);
         return -1;
     }
-    sqlite3_busy_timeout(d->db, 15000);
-    /* 1 KiB pages (a new file only; WAL fixes the size): a profile has a
-     * dozen tables, mostly small, and every table and index takes a page */
-    exec(d, "PRAGMA page_size=1024");
-    exec(d, "PRAGMA journal_mode=WAL");
-    exec(d, "PRAGMA synchronous=NORMAL");
-    if (create_schema(d, err, errlen) != 0) {
-        sqlite3_close(d->db);
+    strcat(d->path, path);
+    if (connect_db(d, err, errlen) != 0) {
         ap_free(d);
         return -1;
     }
@@ -586,8 +779,8 @@ static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit, s
     return 0;
 }
 
-int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
-                     size_t errlen)
+static int write_dump_once(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
+                           size_t errlen)
 {
     uint32_t n = ap_bucket_count();
     snap_t *snap = ap_malloc((n ? n : 1) * sizeof *snap);
@@ -611,6 +804,35 @@ int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, c
     }
     ap_free(snap);
     return rc;
+}
+
+/* One dump. When the program has closed or replaced one of the
+ * connection's descriptors, the dump fails without touching them; the
+ * connection is then reopened by the absolute path (dumps already written
+ * are in the file) and the dump written once more. */
+int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
+                     size_t errlen)
+{
+    /* a descriptor closed since the last dump: reopen before, not after */
+    uint64_t lost = d->lost_mark = sleep_mark = host->fd_lost();
+    if (d->db && lost != d->conn_mark) {
+        sqlite3_close_v2(d->db);
+        d->db = NULL;
+    }
+    if (d->db) {
+        int rc = write_dump_once(d, reason, now, at_exit, err, errlen);
+        if (rc == 0 || host->fd_lost() == lost)
+            return rc;
+        sqlite3_close_v2(d->db); /* closes only what is still ours */
+        d->db = NULL;
+    }
+    char why[256];
+    if (connect_db(d, why, sizeof why) != 0) {
+        snprintf(err, errlen, "the program closed the profile and it cannot be reopened (%s)", why);
+        return -1;
+    }
+    d->map_adds = d->map_subs = 0; /* write them again: cheap, and surely there */
+    return write_dump_once(d, reason, now, at_exit, err, errlen);
 }
 
 static void ap_db_close(ap_db_t *d)

@@ -41,7 +41,8 @@ static const ap_writer_t *W; /* the SQLite writer plugin */
 static const ap_host_t host = {ap_bucket_count, ap_bucket_at, ap_stack_count, ap_stack_frames,
                                ap_thread_count, ap_thread_at, ap_stats_get,   ap_malloc,
                                ap_free,         ap_realloc,   ap_calloc,      ap_usable_size,
-                               &ap_prof_cfg};
+                               &ap_prof_cfg,    ap_fd_adopt,  ap_fd_check,    ap_fd_close,
+                               ap_fd_lost,      ap_fd_lost_count};
 
 /* dlopen liballocprof-writer.so from the directory liballocprof.so is in. */
 static int load_writer(char *err, size_t errlen)

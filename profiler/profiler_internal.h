@@ -4,6 +4,7 @@
  *   unwind.c    stack capture: cached .eh_frame rules, libunwind as the fallback
  *   stack.c     the stack table
  *   bucket.c    buckets per (stack, thread) and the table of live sampled objects
+ *   fdguard.c   the library's descriptors, out of the program's way and checked
  *   dump.c      dump triggers: writer thread, signal, interval, peak, exit, fork
  *   db_writer.c the SQLite writer (a private, hidden copy of SQLite)
  *
@@ -185,6 +186,15 @@ ap_thread_rec_t *ap_thread_at(uint32_t i);
 void ap_bucket_fork_prepare(void);
 void ap_bucket_fork_parent(void);
 void ap_bucket_fork_child(void);
+
+/* ---- fdguard.c ---- */
+
+int ap_fd_adopt(int fd);  /* move high, CLOEXEC, remember: the new number, or -1 (fd closed) */
+int ap_fd_check(int fd);  /* 0 while fd is still the library's; else -1, EBADF, forgotten */
+int ap_fd_close(int fd);  /* close it if still ours; forget it */
+uint64_t ap_fd_lost(void); /* checks all of ours; how many the program has closed or replaced */
+uint64_t ap_fd_lost_count(void); /* the same count, without checking */
+void ap_fd_fork_child(void);
 
 /* ---- dump.c ---- */
 

@@ -29,6 +29,12 @@ typedef struct {
     void *(*calloc)(size_t n, size_t size);
     size_t (*usable_size)(const void *p);
     const ap_prof_config_t *cfg;
+    /* every descriptor SQLite opens goes through these (fdguard.c) */
+    int (*fd_adopt)(int fd);
+    int (*fd_check)(int fd);
+    int (*fd_close)(int fd);
+    uint64_t (*fd_lost)(void);       /* checks every descriptor first */
+    uint64_t (*fd_lost_count)(void); /* no check */
 } ap_host_t;
 
 typedef struct {

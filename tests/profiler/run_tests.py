@@ -313,6 +313,74 @@ def case_crash():
     check(end is None, "no exit dump after abort")
 
 
+def daemon(mode, request=False):
+    """daemon_prog MODE under `allocprof run --interval 0.1`: its six files hold exactly
+    what it wrote; the profile opens, keeps the dumps from before the close, has dumps after."""
+    d = tempfile.mkdtemp(prefix="daemon-", dir=TMP)
+    db = os.path.join(TMP, f"daemon-{mode}.db")
+    cmd = [CLI, "run", "-o", db, "--interval", "0.1", "--rate", "16K", "--",
+           os.environ["AP_DAEMON_PROG"], mode, d] + (["wait"] if request else [])
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    t_close = float(p.stdout.readline().split()[1])
+    if request:
+        line = p.stdout.readline()
+        check(line.startswith("ready"), f"no ready line: {line!r}")
+        r = subprocess.run([CLI, "dump", str(child_pid(p.pid))], capture_output=True, text=True,
+                           timeout=30)
+        check(r.returncode == 0, f"dump after the close failed: {r.stderr}")
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    out, err = p.communicate(timeout=60)
+    check(p.returncode == 0 and "daemon done" in out, f"exit {p.returncode}: {out} {err}")
+    for i in range(6):
+        got = open(os.path.join(d, f"f{i}"), "rb").read()
+        want = f"f{i}-a-abcd\nf{i}-b-abcd\n".encode()
+        check(got == want, f"{mode}: file f{i} holds {len(got)} bytes: {got[:40]!r}")
+    check(sorted(os.listdir(d)) == [f"f{i}" for i in range(6)], f"extra files {os.listdir(d)}")
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    ds = c.execute("SELECT time, reason FROM dump WHERE process_id=? ORDER BY seq",
+                   (pid_row,)).fetchall()
+    before = [x for x in ds if x[0] < t_close]
+    after = [x for x in ds if x[0] > t_close]
+    check(any(r == "interval" for _, r in before), f"{mode}: no dump before the close: {ds}")
+    check(sum(r == "interval" for _, r in after) >= 2, f"{mode}: no interval dumps after: {ds}")
+    check(ds[-1][1] == "exit", f"{mode}: no exit dump: {ds}")
+    if request:
+        check(any(r == "request" for _, r in after), f"no request dump after the close: {ds}")
+    check("site" not in err and "allocprof:" not in err, f"stderr: {err}")
+
+
+def child_pid(run_pid):
+    """the program `allocprof run` started (its one child)"""
+    for _ in range(100):
+        try:
+            kids = open(f"/proc/{run_pid}/task/{run_pid}/children").read().split()
+        except OSError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    fail("allocprof run has no child")
+
+
+def case_daemon_closeloop():
+    daemon("closeloop")
+
+
+def case_daemon_closerange():
+    daemon("closerange")
+
+
+def case_daemon_dup2():
+    daemon("dup2")
+
+
+def case_daemon_request():
+    daemon("closeloop", request=True)
+
+
 def case_race():
     """dlopen while threads allocate at rate 1, then exit() from a worker: no deadlock."""
     db, r = run([PROG, "race"], ["--rate", "1"])
