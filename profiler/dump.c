@@ -195,6 +195,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    ap_fd_fork_child();
     ap_bucket_fork_child();
     ap_unwind_fork_done();
     ap_lock_init(&dump_lock);

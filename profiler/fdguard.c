@@ -21,11 +21,24 @@
  * the profile by its absolute path). The window between the check and the
  * use is one system call in the library's own thread.
  *
- * The table is small (a connection holds three files, libunwind one pipe)
- * and taken under its own lock; a check is one fstat.
+ * SQLite reaches the system through its VFS's table of calls, which the
+ * writer points here. libunwind calls libc directly (its memory-validation
+ * pipe, /proc/self/maps, the ELF files it reads), so ap_fd_guard_imports
+ * rewrites its GOT entries for open, pipe2, read, write, close, fstat and
+ * mmap to the guarded versions below: it can then never write a byte of
+ * memory into, or close, a descriptor of the program's, nor take 0..2.
+ *
+ * The table is small (a connection holds three files, libunwind a pipe
+ * and the odd file) and taken under its own lock; a check is one fstat.
  */
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -162,4 +175,149 @@ uint64_t ap_fd_lost_count(void)
 void ap_fd_fork_child(void)
 {
     ap_lock_init(&lock);
+}
+
+/* ---- a loaded library's calls to libc, guarded ---- */
+
+static int g_open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    return ap_fd_adopt(open(path, flags | O_CLOEXEC, mode));
+}
+
+static int g_pipe2(int fds[2], int flags)
+{
+    int raw[2];
+    if (pipe2(raw, flags | O_CLOEXEC) != 0)
+        return -1;
+    int a = ap_fd_adopt(raw[0]);
+    int b = ap_fd_adopt(raw[1]);
+    if (a < 0 || b < 0) {
+        if (a >= 0)
+            ap_fd_close(a);
+        if (b >= 0)
+            ap_fd_close(b);
+        errno = EMFILE;
+        return -1;
+    }
+    fds[0] = a;
+    fds[1] = b;
+    return 0;
+}
+
+static ssize_t g_read(int fd, void *buf, size_t n)
+{
+    return ap_fd_check(fd) ? -1 : read(fd, buf, n);
+}
+
+static ssize_t g_write(int fd, const void *buf, size_t n)
+{
+    return ap_fd_check(fd) ? -1 : write(fd, buf, n);
+}
+
+static int g_fstat(int fd, struct stat *st)
+{
+    return ap_fd_check(fd) ? -1 : fstat(fd, st);
+}
+
+static void *g_mmap(void *addr, size_t n, int prot, int flags, int fd, off_t off)
+{
+    if (fd >= 0 && !(flags & MAP_ANONYMOUS) && ap_fd_check(fd))
+        return MAP_FAILED;
+    return mmap(addr, n, prot, flags, fd, off);
+}
+
+static const struct {
+    const char *name;
+    void *fn;
+} guarded[] = {
+    {"open", (void *)g_open},   {"open64", (void *)g_open},  {"pipe2", (void *)g_pipe2},
+    {"read", (void *)g_read},   {"write", (void *)g_write},  {"close", (void *)ap_fd_close},
+    {"fstat", (void *)g_fstat}, {"fstat64", (void *)g_fstat}, {"mmap", (void *)g_mmap},
+    {"mmap64", (void *)g_mmap},
+};
+
+struct relro {
+    uintptr_t base, lo, hi;
+};
+
+static int relro_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    struct relro *r = arg;
+    if (info->dlpi_addr != r->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO) {
+            r->lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            r->hi = r->lo + info->dlpi_phdr[i].p_memsz;
+        }
+    return 1;
+}
+
+static int patch_slot(void **slot, void *fn, const struct relro *r)
+{
+    uintptr_t a = (uintptr_t)slot;
+    if (a >= r->lo && a < r->hi) { /* read-only after relocation: open it for the store */
+        uintptr_t page = a & ~(uintptr_t)4095;
+        if (mprotect((void *)page, 4096, PROT_READ | PROT_WRITE) != 0)
+            return -1;
+        *slot = fn;
+        mprotect((void *)page, 4096, PROT_READ);
+    } else {
+        *slot = fn;
+    }
+    return 0;
+}
+
+/* Points the GOT entries of the library behind handle for the calls in
+ * guarded[] at our versions. 0, or -1 if it could not (then do not use it). */
+int ap_fd_guard_imports(void *handle)
+{
+    struct link_map *lm;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_ld)
+        return -1;
+    uintptr_t base = lm->l_addr;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const ElfW(Rela) *rel[2] = {NULL, NULL};
+    size_t relsz[2] = {0, 0};
+    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+        /* the loader has relocated these pointers in place on x86-64; allow either */
+        uintptr_t p = d->d_un.d_ptr < base ? d->d_un.d_ptr + base : d->d_un.d_ptr;
+        switch (d->d_tag) {
+        case DT_SYMTAB: symtab = (const ElfW(Sym) *)p; break;
+        case DT_STRTAB: strtab = (const char *)p; break;
+        case DT_JMPREL: rel[0] = (const ElfW(Rela) *)p; break;
+        case DT_PLTRELSZ: relsz[0] = d->d_un.d_val; break;
+        case DT_RELA: rel[1] = (const ElfW(Rela) *)p; break;
+        case DT_RELASZ: relsz[1] = d->d_un.d_val; break;
+        }
+    }
+    if (!symtab || !strtab)
+        return -1;
+    struct relro r = {base, 0, 0};
+    dl_iterate_phdr(relro_cb, &r);
+    int found = 0;
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; rel[k] && i < relsz[k] / sizeof(ElfW(Rela)); i++) {
+            const ElfW(Rela) *e = &rel[k][i];
+            unsigned type = ELF64_R_TYPE(e->r_info);
+            if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
+                continue;
+            const char *name = strtab + symtab[ELF64_R_SYM(e->r_info)].st_name;
+            for (size_t g = 0; g < sizeof guarded / sizeof guarded[0]; g++)
+                if (!strcmp(name, guarded[g].name)) {
+                    if (patch_slot((void **)(base + e->r_offset), guarded[g].fn, &r) != 0)
+                        return -1;
+                    found++;
+                }
+        }
+    }
+    return found ? 0 : -1;
 }

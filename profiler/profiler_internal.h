@@ -195,6 +195,7 @@ int ap_fd_close(int fd);  /* close it if still ours; forget it */
 uint64_t ap_fd_lost(void); /* checks all of ours; how many the program has closed or replaced */
 uint64_t ap_fd_lost_count(void); /* the same count, without checking */
 void ap_fd_fork_child(void);
+int ap_fd_guard_imports(void *dl_handle); /* a dlopen'ed library's libc calls go through us */
 
 /* ---- dump.c ---- */
 

@@ -836,6 +836,10 @@ int ap_unwind_init(const char *how, char *err, size_t errlen)
         snprintf(err, errlen, "cannot load libunwind.so.8 (install libunwind8): %s", dlerror());
         return -1;
     }
+    if (ap_fd_guard_imports(h) != 0) {
+        snprintf(err, errlen, "cannot guard libunwind's descriptors");
+        return -1;
+    }
     unw_bt = (backtrace_fn)dlsym(h, "unw_backtrace");
     if (!unw_bt) {
         snprintf(err, errlen, "libunwind.so.8 has no unw_backtrace");

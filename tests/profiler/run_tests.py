@@ -381,6 +381,38 @@ def case_daemon_request():
     daemon("closeloop", request=True)
 
 
+def fds_report(profiled, shell_redirects):
+    """fds_prog's report, run by sh with the given redirections, under the library or not."""
+    out = os.path.join(TMP, "fds-%d.txt" % profiled)
+    inner = f"exec {os.environ['AP_FDS_PROG']} {out} {shell_redirects}"
+    cmd = ["sh", "-c", inner]
+    env = dict(os.environ)
+    if profiled:
+        cmd = [CLI, "run", "-o", os.path.join(TMP, "fds.db"), "--rate", "1", "--"] + cmd
+        env["ALLOCPROF_UNWIND"] = "libunwind"  # libunwind for every sample: its pipe is open
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    check(r.returncode == 0, f"{cmd}: exit {r.returncode} {r.stderr}")
+    return open(out).read()
+
+
+def case_std_closed():
+    """started with 0, 1 and 2 closed, a program sees them closed under the library too,
+    its writes to them fail with EBADF, and its open() returns 0 as without the library."""
+    plain = fds_report(False, "<&- >&- 2>&-")
+    check("write 1 -> -1 EBADF" in plain and "open -> 0" in plain, plain)
+    prof = fds_report(True, "<&- >&- 2>&-")
+    check(prof == plain, f"without the library:\n{plain}\nwith it:\n{prof}")
+
+
+def case_own_numbers():
+    """with 0..2 open, the program's first open() returns 3 and nothing else is open below 512"""
+    plain = fds_report(False, "")
+    prof = fds_report(True, "")
+    check(prof == plain, f"without the library:\n{plain}\nwith it:\n{prof}")
+    c = connect(os.path.join(TMP, "fds.db"))
+    check(c.execute("SELECT count(*) FROM dump").fetchone()[0] >= 1, "no dump")
+
+
 def case_race():
     """dlopen while threads allocate at rate 1, then exit() from a worker: no deadlock."""
     db, r = run([PROG, "race"], ["--rate", "1"])
