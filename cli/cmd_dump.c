@@ -2,12 +2,13 @@
  * cmd_dump.c — `allocprof dump PID`: asks a running profiled program for a
  * heap dump and waits until it is in the database.
  *
- * Protocol (profiler/dump.c): the library's writer thread takes the dump
- * signal (ALLOCPROF_SIGNAL in the target's environment, default SIGRTMIN+6)
- * and writes a dump with reason 'request'. We find the target's database
- * from ALLOCPROF_OUTPUT in /proc/PID/environ, count its request dumps, send
- * the signal and poll until one more appears (10 s at most).
+ * Protocol: profiler/dump_protocol.h. We find the target's database from
+ * ALLOCPROF_OUTPUT in /proc/PID/environ, count its request dumps, send the
+ * signal with the token (to the library's dump thread when it has one, else
+ * to the process, again every second while no dump thread answers) and
+ * poll until one more request dump appears (10 s at most).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -16,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../profiler/dump_protocol.h"
 #include "cli.h"
 
 /* Value of NAME in /proc/PID/environ, or NULL. */
@@ -80,19 +83,69 @@ static long count_requests(const char *db_path, int pid)
 int ap_dump_signal(const char *value)
 {
     int s = value ? atoi(value) : 0;
-    return s > 0 ? s : SIGRTMIN + 6;
+    return s > 0 ? s : AP_DUMP_SIGNAL_DEFAULT;
+}
+
+/* The library's dump thread in pid, or 0. */
+static int dump_thread(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int tid = 0;
+    while (!tid && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char comm_path[320], comm[32] = {0};
+        snprintf(comm_path, sizeof comm_path, "/proc/%d/task/%s/comm", pid, e->d_name);
+        FILE *f = fopen(comm_path, "re");
+        if (f) {
+            if (fgets(comm, sizeof comm, f) && !strncmp(comm, AP_DUMP_THREAD_NAME, 15))
+                tid = atoi(e->d_name);
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return tid;
+}
+
+/* The dump signal with the request token: to the dump thread alone when
+ * there is one (no program thread is interrupted), else to the process. */
+static int send_request(int pid, int sig)
+{
+    union sigval v = {.sival_int = AP_DUMP_TOKEN};
+    int tid = dump_thread(pid);
+    if (tid) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        si.si_signo = sig;
+        si.si_code = SI_QUEUE;
+        si.si_pid = getpid();
+        si.si_uid = getuid();
+        si.si_value = v;
+        if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &si) == 0)
+            return 0;
+    }
+    return sigqueue((pid_t)pid, sig, v);
 }
 
 int ap_request_dump(int pid, const char *db_path, int sig, int timeout_ms)
 {
     long before = count_requests(db_path, pid);
-    if (kill((pid_t)pid, sig) != 0)
+    if (send_request(pid, sig) != 0)
         return -1;
     for (int waited = 0; waited < timeout_ms && before >= 0; waited += 50) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
         if (count_requests(db_path, pid) > before)
             return 0;
+        /* a request that found no dump thread and could not start one (it
+         * interrupted the allocator) starts it at the next sample: ask again */
+        if (waited % 1000 == 950 && !dump_thread(pid) && send_request(pid, sig) != 0)
+            return -1;
     }
     return 1;
 }

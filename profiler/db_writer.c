@@ -56,7 +56,7 @@ static const ap_host_t *host;
 
 struct ap_db {
     sqlite3 *db;
-    char path[4096]; /* absolute: the program may chdir */
+    char path[4096];    /* absolute: the program may chdir */
     uint64_t lost_mark; /* fdguard's loss count when this dump began */
     uint64_t conn_mark; /* ... when the connection was opened */
     int64_t process_id;

@@ -6,21 +6,34 @@
  * Any failure prints one "allocprof: ..." line on stderr and leaves the
  * program running unprofiled (the allocator alone).
  *
- * Triggers, all written by one writer thread (never sampled) except exit:
- *   request  `allocprof dump PID` sends the dump signal (default SIGRTMIN+6)
- *            to the process. The signal is blocked in the thread that starts
- *            the library, hence in every thread it creates, and the writer
- *            takes it with sigtimedwait, so no program thread sees it and no
- *            system call of the program is interrupted. If a program unblocks
- *            it anyway, a handler forwards it to the writer;
- *   interval every ALLOCPROF_INTERVAL seconds;
+ * The program's threads, signals and descriptors stay its own
+ * (docs/architecture.md, "What the library owns"):
+ *   - no thread at start-up. The dump thread starts at the first dump that
+ *     needs it (a request, the first interval, a peak), so a program starts
+ *     single-threaded (user namespaces, sandboxes, zygotes need that);
+ *   - the dump signal is never blocked in a program thread. The library
+ *     installs a handler for it (SA_SIGINFO) and interposes sigaction and
+ *     signal for that one signal, so the program sees and sets its own
+ *     disposition; a signal that is not a request (no AP_DUMP_TOKEN) goes to
+ *     the program's handler, or is ignored if it ignores it;
+ *   - descriptors: fdguard.c.
+ *
+ * Triggers, all written by the dump thread (never sampled) except exit:
+ *   request  `allocprof dump PID` (dump_protocol.h). The handler sets a flag
+ *            and wakes the dump thread (a futex); when there is no thread
+ *            yet it starts one, unless the signal interrupted the allocator,
+ *            the profiler or the dynamic loader: then the thread's next
+ *            sample starts it, and the CLI sends the request again;
+ *   interval every ALLOCPROF_INTERVAL seconds, from the first sample after
+ *            the first interval on;
  *   peak     when the estimated in-use bytes pass the last peak dump's by the
  *            fraction ALLOCPROF_PEAK (tcmalloc's peak heap profile);
  *   exit     in the library destructor, in the exiting thread.
- * A dump lock serialises dumps. fork: the child keeps the profile it
- * inherited, and at its first sample or exit opens its own connection,
- * records itself as a new process (parent_id = the parent's row) and starts
- * its own writer. exec: the new image starts afresh.
+ * A dump lock serialises dumps. fork, and a raw clone (a new pid without
+ * glibc's fork): the child keeps the profile it inherited, and at its first
+ * sample or dump opens its own connection, records itself as a new process
+ * (parent_id = the parent's row) and starts its own dump thread when one is
+ * needed. exec: the new image starts afresh.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,16 +45,20 @@
 #include <unistd.h>
 
 #include <dlfcn.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
+#include "dump_protocol.h"
 #include "writer_api.h"
 
 static ap_db_t *db;
 static const ap_writer_t *W; /* the SQLite writer plugin */
 
-static const ap_host_t host = {ap_bucket_count, ap_bucket_at, ap_stack_count, ap_stack_frames,
-                               ap_thread_count, ap_thread_at, ap_stats_get,   ap_malloc,
-                               ap_free,         ap_realloc,   ap_calloc,      ap_usable_size,
-                               &ap_prof_cfg,    ap_fd_adopt,  ap_fd_check,    ap_fd_close,
+static const ap_host_t host = {ap_bucket_count, ap_bucket_at,    ap_stack_count, ap_stack_frames,
+                               ap_thread_count, ap_thread_at,    ap_stats_get,   ap_malloc,
+                               ap_free,         ap_realloc,      ap_calloc,      ap_usable_size,
+                               &ap_prof_cfg,    ap_fd_adopt,     ap_fd_check,    ap_fd_close,
                                ap_fd_lost,      ap_fd_lost_count};
 
 /* dlopen liballocprof-writer.so from the directory liballocprof.so is in. */
@@ -67,11 +84,15 @@ static int load_writer(char *err, size_t errlen)
 }
 static ap_lock_t dump_lock;
 static pthread_t writer;
-static _Atomic int writer_running;
+static _Atomic int writer_running;  /* the dump thread exists */
+static _Atomic int writer_starting; /* someone is starting it */
+static _Atomic uint32_t wake_word;  /* the dump thread sleeps on it (futex) */
 static _Atomic int peak_pending;
 static _Atomic int request_pending;
 static _Atomic int64_t next_peak;
-AP_HIDDEN _Atomic int ap_dump_need_restart;
+static double first_interval; /* when the interval dumps begin */
+static int my_pid;            /* the process the library's state belongs to */
+AP_HIDDEN _Atomic int ap_dump_attention;
 
 static double now_s(void)
 {
@@ -90,6 +111,9 @@ static void say(const char *what, const char *why)
     }
 }
 
+static void child_reset(bool raw);
+static void child_restart(void);
+
 static void do_dump(const char *reason, bool at_exit)
 {
     char err[512];
@@ -103,49 +127,190 @@ static void do_dump(const char *reason, bool at_exit)
     ap_unlock(&dump_lock);
 }
 
+static void wake_writer(void) /* async-signal-safe */
+{
+    atomic_fetch_add(&wake_word, 1);
+    syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void *writer_main(void *arg);
+
+/* Starts the dump thread once. From a sample (no allocator lock held), or
+ * from the dump signal's handler when start_safe said so. */
+static void ensure_writer(void)
+{
+    if (atomic_load(&writer_running) || atomic_exchange(&writer_starting, 1))
+        return;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 256 * 1024);
+    if (pthread_create(&writer, &a, writer_main, NULL) == 0)
+        atomic_store(&writer_running, 1);
+    else
+        atomic_store(&writer_starting, 0); /* try again at the next need */
+    pthread_attr_destroy(&a);
+}
+
 void ap_dump_request_peak(void)
 {
     int64_t in = atomic_load_explicit(&ap_prof_inuse_bytes, memory_order_relaxed);
     int64_t mark = atomic_load_explicit(&next_peak, memory_order_relaxed);
-    if (in < mark || !atomic_load_explicit(&writer_running, memory_order_relaxed))
+    if (in < mark)
         return;
     /* raise the mark now so one peak asks once; the dump sets the real one */
     atomic_store_explicit(&next_peak, (int64_t)((double)in * (1.0 + ap_prof_cfg.peak)) + 1,
                           memory_order_relaxed);
     atomic_store(&peak_pending, 1);
-    pthread_kill(writer, ap_prof_cfg.signal);
+    if (getpid() != my_pid) /* a raw clone's child: its own process first */
+        ap_dump_attend();
+    if (atomic_load(&writer_running))
+        wake_writer();
+    else
+        ensure_writer();
 }
 
-static void forward_signal(int sig)
+/* ---- the dump signal, and the program's view of it ---- */
+
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+static sigaction_fn real_sigaction;
+static _Atomic int sig_owned;        /* our handler is installed */
+static struct sigaction prog_action; /* what the program has set (or had) */
+static uintptr_t ldso_lo, ldso_hi;   /* the dynamic loader's code */
+
+/* May the handler, interrupting the context uc, create a thread? Not when it
+ * interrupted the profiler, the allocator (its code, or a system call it
+ * made under a lock: the return address is ours) or the loader. */
+static bool start_safe(const ucontext_t *uc)
+{
+    if (ap_prof_tls.busy)
+        return false;
+    uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    const uintptr_t *sp = (const uintptr_t *)uc->uc_mcontext.gregs[REG_RSP];
+    if (ap_unwind_is_self(ip) || (ip >= ldso_lo && ip < ldso_hi))
+        return false;
+    return !ap_unwind_is_self(sp[0]) && !ap_unwind_is_self(sp[1]);
+}
+
+static void to_program(int sig, siginfo_t *si, void *uc)
+{
+    struct sigaction a = prog_action;
+    if (a.sa_flags & SA_SIGINFO) {
+        if (a.sa_sigaction) {
+            sigset_t old;
+            pthread_sigmask(SIG_BLOCK, &a.sa_mask, &old);
+            a.sa_sigaction(sig, si, uc);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
+    } else if (a.sa_handler != SIG_IGN && a.sa_handler != SIG_DFL) {
+        sigset_t old;
+        pthread_sigmask(SIG_BLOCK, &a.sa_mask, &old);
+        a.sa_handler(sig);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    } else {
+        return;
+    }
+    if (a.sa_flags & SA_RESETHAND) {
+        memset(&prog_action, 0, sizeof prog_action);
+        prog_action.sa_handler = SIG_DFL;
+    }
+}
+
+static void on_dump_signal(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
+    bool token = si->si_code == SI_QUEUE && si->si_value.sival_int == AP_DUMP_TOKEN;
+    bool prog_default = !(prog_action.sa_flags & SA_SIGINFO) && prog_action.sa_handler == SIG_DFL;
+    if (!token && !prog_default) { /* the program's own signal (kill -SIG with no token: ours) */
+        to_program(sig, si, uc);
+        errno = saved;
+        return;
+    }
     atomic_store(&request_pending, 1);
-    if (atomic_load(&writer_running) && !pthread_equal(pthread_self(), writer))
-        pthread_kill(writer, sig);
+    if (getpid() != my_pid) /* a child of a raw clone: its next sample sets it up */
+        atomic_fetch_or(&ap_dump_attention, AP_ATTN_RESTART | AP_ATTN_START);
+    else if (atomic_load(&writer_running))
+        wake_writer();
+    else if (!(atomic_load(&ap_dump_attention) & AP_ATTN_RESTART) && start_safe(uc))
+        ensure_writer();
+    else
+        atomic_fetch_or(&ap_dump_attention, AP_ATTN_START);
     errno = saved;
 }
+
+/* The program's sigaction (shim/signals.c), for every signal: the dump
+ * signal's disposition as the program set it, the others as they are. */
+int ap_dump_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (!real_sigaction)
+        real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    if (!real_sigaction) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (!atomic_load(&sig_owned) || sig != ap_prof_cfg.signal)
+        return real_sigaction(sig, act, old);
+    struct sigaction prev = prog_action;
+    if (act)
+        prog_action = *act;
+    if (old)
+        *old = prev;
+    return 0;
+}
+
+static int ldso_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "/ld-linux"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD && (info->dlpi_phdr[i].p_flags & PF_X)) {
+            ldso_lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            ldso_hi = ldso_lo + info->dlpi_phdr[i].p_memsz;
+        }
+    return 1;
+}
+
+static void own_signal(void)
+{
+    dl_iterate_phdr(ldso_cb, NULL);
+    if (!real_sigaction)
+        real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_dump_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    if (real_sigaction && real_sigaction(ap_prof_cfg.signal, &sa, &prog_action) == 0)
+        atomic_store(&sig_owned, 1);
+}
+
+/* ---- the dump thread ---- */
 
 static void *writer_main(void *arg)
 {
     ap_prof_tls.busy = 1; /* nothing this thread allocates is sampled */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, ap_prof_cfg.signal);
-    double interval = ap_prof_cfg.interval, next = interval > 0 ? now_s() + interval : 0;
+    pthread_setname_np(pthread_self(), AP_DUMP_THREAD_NAME);
+    sigset_t set; /* this thread takes the dump signal and no signal of the program's */
+    sigfillset(&set);
+    sigdelset(&set, ap_prof_cfg.signal);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    double interval = ap_prof_cfg.interval;
+    double next = interval > 0 ? first_interval : 0;
     for (;;) {
-        struct timespec ts = {1, 0};
-        if (interval > 0) {
-            double wait = next - now_s();
-            if (wait < 0.001)
-                wait = 0.001;
-            ts.tv_sec = (time_t)wait;
-            ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
+        uint32_t w = atomic_load(&wake_word);
+        if (!atomic_load(&peak_pending) && !atomic_load(&request_pending)) {
+            struct timespec ts = {1, 0};
+            if (interval > 0) {
+                double wait = next - now_s();
+                if (wait < 0)
+                    wait = 0;
+                ts.tv_sec = (time_t)wait;
+                ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
+            }
+            syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, w, &ts, NULL, 0);
         }
-        siginfo_t si;
-        int sig = sigtimedwait(&set, &si, &ts);
         if (atomic_exchange(&peak_pending, 0))
             do_dump("peak", false);
-        if ((sig > 0 && si.si_code != SI_TKILL) || atomic_exchange(&request_pending, 0))
+        if (atomic_exchange(&request_pending, 0))
             do_dump("request", false);
         if (interval > 0 && now_s() >= next) {
             do_dump("interval", false);
@@ -155,17 +320,6 @@ static void *writer_main(void *arg)
         }
     }
     return NULL;
-}
-
-static void start_writer(void)
-{
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 256 * 1024);
-    if (pthread_create(&writer, &a, writer_main, NULL) == 0)
-        atomic_store(&writer_running, 1);
-    pthread_attr_destroy(&a);
 }
 
 static int open_and_register(char *err, size_t errlen)
@@ -193,23 +347,43 @@ static void fork_parent(void)
     ap_unlock(&dump_lock);
 }
 
+/* The state of a new process whose only thread is the one that forked.
+ * raw: created without glibc's fork (no atfork handler ran), so the locks
+ * of threads that do not exist here are reset too. */
+static void child_reset(bool raw)
+{
+    if (raw) {
+        ap_fd_fork_child();
+        ap_bucket_fork_child();
+    }
+    my_pid = getpid();
+    ap_lock_init(&dump_lock);
+    ap_prof_tls.tid = 0;
+    db = NULL; /* the parent's connection must not be used here; it is left as is */
+    atomic_store(&writer_running, 0);
+    atomic_store(&writer_starting, 0);
+    atomic_store(&peak_pending, 0);
+    atomic_store(&request_pending, 0);
+    int a = AP_ATTN_RESTART;
+    if (ap_prof_cfg.interval > 0) {
+        first_interval = now_s() + ap_prof_cfg.interval;
+        a |= AP_ATTN_INTERVAL;
+    }
+    atomic_store(&ap_dump_attention, a);
+}
+
 static void fork_child(void)
 {
     ap_fd_fork_child();
     ap_bucket_fork_child();
     ap_unwind_fork_done();
-    ap_lock_init(&dump_lock);
-    ap_prof_tls.tid = 0;
-    db = NULL; /* the parent's connection must not be used here; it is left as is */
-    atomic_store(&writer_running, 0);
-    atomic_store(&ap_dump_need_restart, 1);
+    child_reset(false);
 }
 
-/* In a forked child, at its first sample or at exit. */
-void ap_dump_child_restart(void)
+/* In a new process (fork, raw clone), at its first sample or dump: its own
+ * connection and process row. The parent's connection is left as it is. */
+static void child_restart(void)
 {
-    if (!atomic_exchange(&ap_dump_need_restart, 0))
-        return;
     char err[512];
     ap_lock(&dump_lock);
     if (open_and_register(err, sizeof err) != 0) {
@@ -217,8 +391,31 @@ void ap_dump_child_restart(void)
         ap_prof_active = 0;
     }
     ap_unlock(&dump_lock);
-    if (db)
-        start_writer();
+}
+
+/* In a sample (busy, no allocator lock held): what the signal handler, a
+ * fork or the interval left to do in a safe place. */
+void ap_dump_attend(void)
+{
+    if (getpid() != my_pid)
+        atomic_fetch_or(&ap_dump_attention, AP_ATTN_RESTART);
+    int a = atomic_load(&ap_dump_attention);
+    if (a & AP_ATTN_RESTART) {
+        if (getpid() != my_pid)
+            child_reset(true); /* a raw clone: no atfork handler ran */
+        atomic_fetch_and(&ap_dump_attention, ~AP_ATTN_RESTART);
+        child_restart();
+    }
+    if (a & AP_ATTN_START) {
+        atomic_fetch_and(&ap_dump_attention, ~AP_ATTN_START);
+        if (ap_prof_active)
+            ensure_writer();
+    }
+    if ((a & AP_ATTN_INTERVAL) && now_s() >= first_interval) {
+        atomic_fetch_and(&ap_dump_attention, ~AP_ATTN_INTERVAL);
+        if (ap_prof_active)
+            ensure_writer();
+    }
 }
 
 void ap_prof_init(void)
@@ -241,18 +438,14 @@ void ap_prof_init(void)
         snprintf(err + n, sizeof err - n, " (running unprofiled)");
         say(ap_prof_cfg.output, err);
     } else {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, ap_prof_cfg.signal);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = forward_signal;
-        sa.sa_flags = SA_RESTART;
-        sigaction(ap_prof_cfg.signal, &sa, NULL);
+        my_pid = getpid();
+        own_signal();
         atomic_store(&next_peak, ap_prof_cfg.peak > 0 ? (int64_t)ap_prof_cfg.rate : INT64_MAX);
+        if (ap_prof_cfg.interval > 0) {
+            first_interval = now_s() + ap_prof_cfg.interval;
+            atomic_store(&ap_dump_attention, AP_ATTN_INTERVAL);
+        }
         pthread_atfork(fork_prepare, fork_parent, fork_child);
-        start_writer();
         ap_prof_active = 1;
     }
     ap_prof_decided = 1;
@@ -265,8 +458,13 @@ void ap_prof_exit(void)
     if (!ap_prof_active)
         return;
     ap_prof_tls.busy = 1;
-    if (atomic_load(&ap_dump_need_restart))
-        ap_dump_child_restart();
+    if (getpid() != my_pid) {
+        child_reset(true); /* a raw clone that never sampled */
+        child_restart();
+    } else if (atomic_load(&ap_dump_attention) & AP_ATTN_RESTART) {
+        atomic_fetch_and(&ap_dump_attention, ~AP_ATTN_RESTART);
+        child_restart();
+    }
     do_dump("exit", true);
     ap_unwind_report();
     ap_prof_active = 0; /* later frees (other destructors) need no accounting */

@@ -237,8 +237,8 @@ static const struct {
     const char *name;
     void *fn;
 } guarded[] = {
-    {"open", (void *)g_open},   {"open64", (void *)g_open},  {"pipe2", (void *)g_pipe2},
-    {"read", (void *)g_read},   {"write", (void *)g_write},  {"close", (void *)ap_fd_close},
+    {"open", (void *)g_open},   {"open64", (void *)g_open},   {"pipe2", (void *)g_pipe2},
+    {"read", (void *)g_read},   {"write", (void *)g_write},   {"close", (void *)ap_fd_close},
     {"fstat", (void *)g_fstat}, {"fstat64", (void *)g_fstat}, {"mmap", (void *)g_mmap},
     {"mmap64", (void *)g_mmap},
 };
@@ -285,18 +285,30 @@ int ap_fd_guard_imports(void *handle)
     uintptr_t base = lm->l_addr;
     const ElfW(Sym) *symtab = NULL;
     const char *strtab = NULL;
-    const ElfW(Rela) *rel[2] = {NULL, NULL};
+    const ElfW(Rela) * rel[2] = {NULL, NULL};
     size_t relsz[2] = {0, 0};
     for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
         /* the loader has relocated these pointers in place on x86-64; allow either */
         uintptr_t p = d->d_un.d_ptr < base ? d->d_un.d_ptr + base : d->d_un.d_ptr;
         switch (d->d_tag) {
-        case DT_SYMTAB: symtab = (const ElfW(Sym) *)p; break;
-        case DT_STRTAB: strtab = (const char *)p; break;
-        case DT_JMPREL: rel[0] = (const ElfW(Rela) *)p; break;
-        case DT_PLTRELSZ: relsz[0] = d->d_un.d_val; break;
-        case DT_RELA: rel[1] = (const ElfW(Rela) *)p; break;
-        case DT_RELASZ: relsz[1] = d->d_un.d_val; break;
+        case DT_SYMTAB:
+            symtab = (const ElfW(Sym) *)p;
+            break;
+        case DT_STRTAB:
+            strtab = (const char *)p;
+            break;
+        case DT_JMPREL:
+            rel[0] = (const ElfW(Rela) *)p;
+            break;
+        case DT_PLTRELSZ:
+            relsz[0] = d->d_un.d_val;
+            break;
+        case DT_RELA:
+            rel[1] = (const ElfW(Rela) *)p;
+            break;
+        case DT_RELASZ:
+            relsz[1] = d->d_un.d_val;
+            break;
         }
     }
     if (!symtab || !strtab)

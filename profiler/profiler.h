@@ -8,7 +8,8 @@
  *   ap_prof_take/ap_prof_put_back: realloc's "free" half when the block
  *     moves, undone on failure;
  *   ap_prof_resized(p, n): p, maybe sampled, was resized in place by realloc;
- *   ap_unwind_invalidate: called by the shim's dlclose.
+ *   ap_unwind_invalidate: called by the shim's dlclose;
+ *   ap_dump_sigaction: the shim's sigaction and signal.
  */
 #ifndef AP_PROFILER_H
 #define AP_PROFILER_H
@@ -33,6 +34,9 @@ void ap_prof_free(void *p);
 void ap_prof_resized(void *p, size_t n);
 /* dlclose ran: cached unwind rules of unloaded code must not be reused */
 void ap_unwind_invalidate(void);
+/* the program's sigaction: its own view of the dump signal (dump.c) */
+struct sigaction;
+int ap_dump_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 typedef struct {
     uintptr_t ptr;

@@ -77,7 +77,8 @@ int ap_unwind_init(const char *how, char *err, size_t errlen); /* how: ALLOCPROF
                      : "=r"((c).ip), "=r"((c).sp), "=r"((c).bp))
 void ap_unwind_fork_wait(void); /* fork: wait for slow unwinds in flight, hold new ones */
 void ap_unwind_fork_done(void);
-void ap_unwind_report(void); /* ALLOCPROF_UNWIND=check: the tally, on stderr */
+void ap_unwind_report(void);          /* ALLOCPROF_UNWIND=check: the tally, on stderr */
+bool ap_unwind_is_self(uintptr_t ip); /* ip is in liballocprof.so's code */
 
 /* ---- stack.c ---- */
 
@@ -189,9 +190,9 @@ void ap_bucket_fork_child(void);
 
 /* ---- fdguard.c ---- */
 
-int ap_fd_adopt(int fd);  /* move high, CLOEXEC, remember: the new number, or -1 (fd closed) */
-int ap_fd_check(int fd);  /* 0 while fd is still the library's; else -1, EBADF, forgotten */
-int ap_fd_close(int fd);  /* close it if still ours; forget it */
+int ap_fd_adopt(int fd);   /* move high, CLOEXEC, remember: the new number, or -1 (fd closed) */
+int ap_fd_check(int fd);   /* 0 while fd is still the library's; else -1, EBADF, forgotten */
+int ap_fd_close(int fd);   /* close it if still ours; forget it */
 uint64_t ap_fd_lost(void); /* checks all of ours; how many the program has closed or replaced */
 uint64_t ap_fd_lost_count(void); /* the same count, without checking */
 void ap_fd_fork_child(void);
@@ -200,8 +201,12 @@ int ap_fd_guard_imports(void *dl_handle); /* a dlopen'ed library's libc calls go
 /* ---- dump.c ---- */
 
 void ap_dump_request_peak(void);
-void ap_dump_child_restart(void);
-extern _Atomic int ap_dump_need_restart;
+/* Work the dump layer leaves for a sample (a safe place): bits below. */
+#define AP_ATTN_RESTART 1  /* a new process (fork, raw clone): own connection */
+#define AP_ATTN_START 2    /* start the dump thread (a request came) */
+#define AP_ATTN_INTERVAL 4 /* start it once the first interval is due */
+extern _Atomic int ap_dump_attention;
+void ap_dump_attend(void);
 
 /* ---- db_writer.c ---- */
 

@@ -440,8 +440,8 @@ void *ap_prof_sampled(void *p, size_t n)
         return p;
     }
     t->busy = 1;
-    if (ap_unlikely(atomic_load_explicit(&ap_dump_need_restart, memory_order_relaxed)))
-        ap_dump_child_restart();
+    if (ap_unlikely(atomic_load_explicit(&ap_dump_attention, memory_order_relaxed)))
+        ap_dump_attend();
     ap_unwind_ctx_t here; /* the walk starts in this frame, not three calls deeper */
     AP_UNWIND_HERE(here);
     record(p, n, &here);

@@ -694,6 +694,11 @@ static inline bool is_self(uint64_t ip)
     return ip >= self_lo && ip < self_hi;
 }
 
+bool ap_unwind_is_self(uintptr_t ip)
+{
+    return is_self(ip);
+}
+
 static __attribute__((noinline)) uint64_t rule_slow(uint64_t ip, uint32_t g)
 {
     uint64_t rule;

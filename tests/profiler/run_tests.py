@@ -413,6 +413,51 @@ def case_own_numbers():
     check(c.execute("SELECT count(*) FROM dump").fetchone()[0] >= 1, "no dump")
 
 
+SIGNAL_PROBE = r"""
+import os, signal, subprocess, sys
+sig = signal.SIGRTMIN + 6
+print("blocked", sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+print("disposition", signal.getsignal(sig) == signal.SIG_DFL)
+status = open("/proc/self/status").read()
+print("sigblk", [l.split()[1] for l in status.splitlines() if l.startswith("SigBlk")][0])
+child = subprocess.run(["grep", "SigBlk", "/proc/self/status"], capture_output=True, text=True)
+print("child", child.stdout.split()[1])
+got = []
+signal.signal(sig, lambda s, f: got.append(s))
+print("mine", signal.getsignal(sig) is not signal.SIG_DFL)
+os.kill(os.getpid(), sig)  # the program's own use of the signal reaches its handler
+signal.signal(sig, signal.SIG_IGN)
+os.kill(os.getpid(), sig)  # ignored, as it asked
+print("handled", got)
+print("tasks", len(os.listdir("/proc/self/task")))
+"""
+
+
+def case_signals():
+    """the program's signal mask and dispositions are its own, in it and in its children;
+    it can use the dump signal itself; it starts with one thread; dumps still work."""
+    probe = os.path.join(TMP, "probe.py")
+    open(probe, "w").write(SIGNAL_PROBE)
+    plain = subprocess.run([sys.executable, probe], capture_output=True, text=True, timeout=60)
+    check(plain.returncode == 0, plain.stderr)
+    db, r = run([sys.executable, probe], ["--rate", "4K"])
+    check(r.stdout == plain.stdout, f"without the library:\n{plain.stdout}\nwith it:\n{r.stdout}")
+    check("tasks 1" in r.stdout and "blocked []" in r.stdout, r.stdout)
+    c = connect(db)
+    check(c.execute("SELECT count(*) FROM dump WHERE reason='request'").fetchone()[0] == 0,
+          "the program's own signal was taken for a request")
+
+
+def case_single_threaded_start():
+    """user namespaces need a single-threaded caller: unshare works under the library,
+    with --interval and --peak too (the dump thread starts at the first dump it needs)"""
+    if subprocess.run(["unshare", "--user", "--map-root-user", "true"]).returncode != 0:
+        sys.exit(77)  # no user namespaces here at all
+    for opts in ([], ["--interval", "5"], ["--peak", "0.1"]):
+        db, r = run(["unshare", "--user", "--map-root-user", "true"], opts, check_rc=False)
+        check(r.returncode == 0, f"unshare under allocprof run {opts}: {r.returncode} {r.stderr}")
+
+
 def case_race():
     """dlopen while threads allocate at rate 1, then exit() from a worker: no deadlock."""
     db, r = run([PROG, "race"], ["--rate", "1"])
