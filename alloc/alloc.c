@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tcache_inline.h"
 
@@ -20,6 +21,7 @@ void ap_init_slow(void)
 {
     ap_lock(&init_lock);
     if (!atomic_load_explicit(&ap_initialized, memory_order_relaxed)) {
+        ap_lock_pid = getpid();
         ap_pageheap_init();
         ap_central_init();
         ap_tcache_init();
@@ -237,6 +239,7 @@ void ap_fork_parent(void)
 
 void ap_fork_child(void)
 {
+    ap_lock_pid = getpid();
     for (uint32_t i = 0; i < AP_FLAG_LOCKS; i++)
         ap_lock_init(&ap_flag_locks[i]);
     ap_lock_init(&ap_heap.lock);

@@ -72,18 +72,20 @@ AP_NOINLINE AP_COLD void ap_assert_fail(const char *expr, const char *file, int 
 
 typedef struct {
     _Atomic uint32_t v; /* 0 free, 1 held, 2 held with waiters */
+    int32_t pid;        /* ap_lock_pid when it was taken (lock.c: raw clones) */
 } ap_lock_t;
 
+extern int ap_lock_pid; /* the process the locks belong to: set at init and fork */
 void ap_lock_slow(ap_lock_t *l);
 void ap_unlock_wake(ap_lock_t *l);
 
 AP_INLINE void ap_lock(ap_lock_t *l)
 {
     uint32_t z = 0;
-    if (ap_likely(atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
-                                                          memory_order_relaxed)))
-        return;
-    ap_lock_slow(l);
+    if (ap_unlikely(!atomic_compare_exchange_strong_explicit(&l->v, &z, 1, memory_order_acquire,
+                                                             memory_order_relaxed)))
+        ap_lock_slow(l);
+    l->pid = ap_lock_pid;
 }
 
 AP_INLINE void ap_unlock(ap_lock_t *l)
@@ -95,6 +97,7 @@ AP_INLINE void ap_unlock(ap_lock_t *l)
 AP_INLINE void ap_lock_init(ap_lock_t *l)
 {
     atomic_store_explicit(&l->v, 0, memory_order_relaxed);
+    l->pid = 0;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -458,6 +458,26 @@ def case_single_threaded_start():
         check(r.returncode == 0, f"unshare under allocprof run {opts}: {r.returncode} {r.stderr}")
 
 
+def case_raw_clone():
+    """children made by a raw clone while two threads allocate: each is its own process
+    (parent_id set), with an exit dump holding its own site; none hangs"""
+    db, r = run([os.environ["AP_CLONE_PROG"], "6"], ["--rate", "64K"])
+    check("clone done 6" in r.stdout, f"{r.stdout} {r.stderr}")
+    c = connect(db)
+    ps = processes(c)
+    check(len(ps) == 7, f"{len(ps)} processes: {ps}")
+    parent = ps[0]
+    for k in ps[1:]:
+        check(k[3] == parent[0], f"child {k[1]} parent_id {k[3]}")
+        check(k[1] != parent[1], "child recorded with the parent's pid")
+        d = dumps(c, k[0])
+        check(d and d[-1][1] == "exit", f"child {k[1]} dumps {d}")
+        site = by_site(c, k[0]).get("site_clone_child")
+        inuse = site["ab"] - site["fb"] if site else 0  # 1000 KiB, sampled at 64 KiB
+        check(400 << 10 <= inuse <= 1600 << 10, f"child {k[1]}: {site}")
+    check("site_clone_child" not in by_site(c, parent[0]), "the children's site in the parent")
+
+
 def case_race():
     """dlopen while threads allocate at rate 1, then exit() from a worker: no deadlock."""
     db, r = run([PROG, "race"], ["--rate", "1"])
