@@ -22,7 +22,7 @@ static const char help[] =
     "       allocprof diff FILE --base-dump ID -d ID [options]\n"
     "\n"
     "Compares two profiles: BASE and NEW are files (their default dump: the last\n"
-    "dump of the first process) or FILE@ID for a dump id of 'allocprof list'.\n"
+    "dump of the process that allocated the most) or FILE@ID for a dump id of 'allocprof list'.\n"
     "Rows are sorted by the absolute change; growth (+) and shrink (-) both show.\n"
     "\n"
     "  --sort METRIC      inuse-bytes (default), inuse-objects, alloc-bytes, alloc-objects\n"

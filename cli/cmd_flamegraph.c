@@ -21,7 +21,8 @@ static const char help[] =
     "usage: allocprof flamegraph FILE[@DUMP] [-o OUT.svg] [--folded] [--sort METRIC]\n"
     "                            [-p PROCESS] [-d DUMP]\n"
     "\n"
-    "Draws the dump's call stacks (default: the last dump of the first process) as an\n"
+    "Draws the dump's call stacks (default: the last dump of the process that allocated the most) "
+    "as an\n"
     "interactive SVG flame graph: hover shows a frame's value and share, click zooms,\n"
     "Escape or 'Reset zoom' returns. --folded writes 'outer;...;inner VALUE' lines\n"
     "instead (flamegraph.pl, inferno, speedscope).\n"
@@ -55,8 +56,12 @@ static int write_output(const ap_opts *o, const ap_profile *p, const char *path)
         ap_cli_error("flamegraph: %s: write error", path);
         return 1;
     }
-    if (out != stdout)
-        fprintf(stderr, "allocprof: wrote %s\n", path);
+    if (out != stdout) {
+        char *why = ap_process_choice(p);
+        fprintf(stderr, "allocprof: wrote %s (dump %lld of process %lld%s%s)\n", path,
+                (long long)p->dump->id, (long long)p->proc->id, why ? ": " : "", why ? why : "");
+        free(why);
+    }
     return 0;
 }
 

@@ -18,7 +18,7 @@ static const char help[] =
     "                       [--format text|json]\n"
     "\n"
     "Shows the memory still allocated at exit (the process's 'exit' dump), by call\n"
-    "stack, with the full stack of each. Default: the first process.\n"
+    "stack, with the full stack of each. Default: the process that allocated the most.\n"
     "\n"
     "  -p, --process ID   a process row of 'allocprof list'\n"
     "  -d, --dump ID      another dump instead of the exit dump (also FILE@ID)\n"

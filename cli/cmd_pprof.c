@@ -19,7 +19,8 @@
 static const char help[] =
     "usage: allocprof pprof FILE[@DUMP] [-o OUT.pb.gz] [-p PROCESS] [-d DUMP]\n"
     "\n"
-    "Writes a dump (default: the last dump of the first process) as a gzipped pprof\n"
+    "Writes a dump (default: the last dump of the process that allocated the most) as a gzipped "
+    "pprof\n"
     "profile with Go's heap sample types (alloc_objects, alloc_space, inuse_objects,\n"
     "inuse_space), symbolized, e.g. for:\n"
     "    go tool pprof -top -sample_index=inuse_space OUT.pb.gz\n"
@@ -61,8 +62,10 @@ int ap_cmd_pprof(int argc, char **argv)
         ap_cli_error("pprof: %s: %s", out, strerror(errno));
         rc = 1;
     } else if (strcmp(out, "-")) {
-        fprintf(stderr, "allocprof: wrote %s (dump %lld of process %lld)\n", out,
-                (long long)p.dump->id, (long long)p.proc->id);
+        char *why = ap_process_choice(&p);
+        fprintf(stderr, "allocprof: wrote %s (dump %lld of process %lld%s%s)\n", out,
+                (long long)p.dump->id, (long long)p.proc->id, why ? ": " : "", why ? why : "");
+        free(why);
     }
     free(out);
     ap_buf_free(&pb);

@@ -23,7 +23,7 @@ static const char help[] =
     "Shows where memory is held (inuse-*) or was allocated (alloc-*) at one dump.\n"
     "flat: allocated directly by the row's key (the innermost frame, the caller of\n"
     "malloc); cum: allocated by the key or anything it called. Defaults: the last\n"
-    "dump of the first process, --sort inuse-bytes, --by function, -n 20.\n"
+    "dump of the process that allocated the most, --sort inuse-bytes, --by function, -n 20.\n"
     "\n"
     "  --sort METRIC      inuse-bytes, inuse-objects, alloc-bytes or alloc-objects\n"
     "  --by KEY           function, line (file:line), stack (whole call stack), thread\n"

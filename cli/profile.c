@@ -337,16 +337,27 @@ int64_t ap_default_process(const ap_file *f)
 {
     if (!f->nprocs)
         return -1;
-    /* The program run is the first row; when it exec'ed (a shell script, a
-     * wrapper), the same pid continues in later rows: take the last of those
-     * that has dumps. */
-    const ap_process *first = &f->procs[0];
-    int64_t best = -1;
-    for (size_t i = 0; i < f->nprocs; i++)
-        if (f->procs[i].pid == first->pid && f->procs[i].ppid == first->ppid &&
-            last_dump(f, f->procs[i].id, NULL))
+    /* A run records every process it starts (a shell, a launcher's env and
+     * bash, the interpreter they exec, its children): the one of interest is
+     * the one that allocated the most, by its last dump's cumulative bytes.
+     * Ties go to the earlier row; with no dump anywhere, the first row. */
+    int64_t best = -1, most = -1;
+    for (size_t i = 0; i < f->nprocs; i++) {
+        const ap_dump *d = last_dump(f, f->procs[i].id, NULL);
+        if (d && d->alloc_bytes > most) {
+            most = d->alloc_bytes;
             best = f->procs[i].id;
-    return best >= 0 ? best : first->id;
+        }
+    }
+    return best >= 0 ? best : f->procs[0].id;
+}
+
+size_t ap_processes_with_dumps(const ap_file *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nprocs; i++)
+        n += last_dump(f, f->procs[i].id, NULL) != NULL;
+    return n;
 }
 
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id)
@@ -376,8 +387,12 @@ const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump
         return NULL;
     }
     const ap_dump *d = last_dump(f, process_id, NULL);
-    if (!d)
-        ap_cli_error("%s: process %lld has no dump yet", f->path, (long long)process_id);
+    if (!d && !ap_processes_with_dumps(f))
+        ap_cli_error("%s: no process in this profile has a dump yet (%zu recorded)", f->path,
+                     f->nprocs);
+    else if (!d)
+        ap_cli_error("%s: process %lld has no dump (see 'allocprof list %s')", f->path,
+                     (long long)process_id, f->path);
     return d;
 }
 

@@ -117,9 +117,11 @@ char *ap_split_dump_spec(const char *spec, int64_t *dump);
  * chooses the last dump of that process row; otherwise the last dump of the
  * main process (ap_default_process). Prints the error and returns NULL when there is none. */
 const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump_id);
-/* The main process: the first row, or the last row of its exec chain (same
- * pid and ppid) that has dumps. */
+/* The main process: of those with dumps, the one that allocated the most
+ * (a run of a shell or a launcher records many that allocate next to
+ * nothing); the first row when none has a dump. */
 int64_t ap_default_process(const ap_file *f);
+size_t ap_processes_with_dumps(const ap_file *f);
 /* The last dump with reason 'exit' of the process (NULL when none). */
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id);
 const ap_process *ap_find_process(const ap_file *f, int64_t process_id);

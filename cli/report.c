@@ -277,6 +277,18 @@ void ap_json_row_key(FILE *out, const ap_report *r, const ap_row *row, const ap_
     }
 }
 
+/* Why this process, when the file has others and it is the default
+ * choice: NULL, or a malloc'd sentence. */
+char *ap_process_choice(const ap_profile *p)
+{
+    const ap_file *f = p->file;
+    if (f->nprocs < 2 || p->proc->id != ap_default_process(f))
+        return NULL;
+    return ap_xasprintf("of %zu processes (%zu with dumps), the one that allocated the most; "
+                        "-p ID chooses another, 'allocprof list' shows them",
+                        f->nprocs, ap_processes_with_dumps(f));
+}
+
 void ap_json_profile_head(FILE *out, const ap_profile *p)
 {
     fputs("\"file\": ", out);
@@ -291,6 +303,12 @@ void ap_json_profile_head(FILE *out, const ap_profile *p)
             p->dump->time);
     ap_json_str(out, p->dump->reason);
     fputs("}", out);
+    char *why = ap_process_choice(p);
+    if (why) {
+        fputs(", \"process_choice\": ", out);
+        ap_json_str(out, why);
+    }
+    free(why);
 }
 
 void ap_print_profile_head(FILE *out, const ap_profile *p)
@@ -299,4 +317,8 @@ void ap_print_profile_head(FILE *out, const ap_profile *p)
             p->file->path, (long long)p->proc->id, (long long)p->proc->pid,
             p->proc->exe ? p->proc->exe : "?", (long long)p->dump->id, p->dump->reason,
             (long long)p->dump->seq, p->dump->time - p->proc->start_time);
+    char *why = ap_process_choice(p);
+    if (why)
+        fprintf(out, "(%s)\n", why);
+    free(why);
 }

@@ -108,6 +108,7 @@ void ap_json_row_key(FILE *out, const ap_report *r, const ap_row *row, const ap_
 void ap_json_frames(FILE *out, const ap_line *const *sym, uint32_t n);
 /* JSON members "process" and "dump" describing a profile, without braces. */
 void ap_json_profile_head(FILE *out, const ap_profile *p);
+char *ap_process_choice(const ap_profile *p);
 /* One text line: "process 1 (pid 1234) /bin/prog, dump 3 (exit, seq 3, 1.20 s)". */
 void ap_print_profile_head(FILE *out, const ap_profile *p);
 

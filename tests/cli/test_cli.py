@@ -488,6 +488,38 @@ def case_real():
     run("stats", db)
 
 
+def case_shell_choice():
+    """`run` of a shell loop records the shell, launchers and three interpreters; every
+    report picks an interpreter's process (the one that allocated the most) and says so,
+    and none fails because the first process (the shell) has no dump."""
+    lib = os.environ.get("ALLOCPROF_LIB", "")
+    if not os.path.exists(lib):
+        sys.exit(77)
+    db = os.path.join(TMP, "shell.db")
+    py = "x = [bytearray(1000) for i in range(20000)]"
+    run("run", "-o", db, "--", "sh", "-c", f"for i in 1 2 3; do python3 -c '{py}'; done")
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT p.id, p.exe, max(d.alloc_bytes) FROM process p"
+                       " LEFT JOIN dump d ON d.process_id = p.id GROUP BY p.id").fetchall()
+    check(len(rows) >= 4, f"processes {rows}")
+    best = max((r for r in rows if r[2] is not None), key=lambda r: (r[2], -r[0]))
+    check("python" in os.path.basename(best[1]), f"the most allocating process: {best}")
+    note = "the one that allocated the most"
+    for args in (["top", db], ["leaks", db], ["stats", db], ["diff", db, db]):
+        p = run(*args)
+        check(f"process {best[0]} " in p.stdout and note in p.stdout,
+              f"{args[0]} picked: {p.stdout[:400]}")
+    j = run_json("top", db)
+    check(j["process"]["id"] == best[0] and note in j["process_choice"], str(j["process"]))
+    for args in (["flamegraph", db, "-o", os.path.join(TMP, "shell.svg")],
+                 ["pprof", db, "-o", os.path.join(TMP, "shell.pb.gz")]):
+        p = run(*args)
+        check(f"of process {best[0]}: " in p.stderr and note in p.stderr, p.stderr)
+    first = rows[0][0]
+    p = run("top", db, "-p", str(first), rc=None)
+    check(f"process {first} " in p.stdout or "has no dump" in p.stderr, p.stdout + p.stderr)
+
+
 def case_symcheck():
     """The symbolizer's indexes (ELF symbols, per-unit scopes) give libdw's own
     answers: AP_SYMBOLIZE_VERIFY makes it ask libdw too and exit 3 on any
