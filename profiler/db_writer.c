@@ -58,7 +58,6 @@ struct ap_db {
     sqlite3 *db;
     char path[4096];    /* absolute: the program may chdir */
     uint64_t lost_mark; /* fdguard's loss count when this dump began */
-    uint64_t conn_mark; /* ... when the connection was opened */
     int64_t process_id;
     int64_t seq;
     uint32_t stacks_written;
@@ -310,9 +309,16 @@ static int on_busy(void *arg, int count)
     return 1;
 }
 
+static void disconnect(ap_db_t *d)
+{
+    sqlite3_close_v2(d->db); /* closes only what is still ours */
+    d->db = NULL;
+}
+
+/* A connection for one dump (or the process row): the library holds no
+ * descriptor between dumps, so the program sees only its own. */
 static int connect_db(ap_db_t *d, char *err, size_t errlen)
 {
-    d->lost_mark = d->conn_mark = host->fd_lost();
     int rc = sqlite3_open_v2(d->path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         fail(d, err, errlen, "cannot open");
@@ -358,6 +364,7 @@ int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
         ap_free(d);
         return -1;
     }
+    disconnect(d);
     *out = d;
     return 0;
 }
@@ -476,7 +483,7 @@ static int write_mappings(ap_db_t *d)
     return 0;
 }
 
-int ap_db_add_process(ap_db_t *d, const ap_process_info_t *pi, char *err, size_t errlen)
+static int add_process_once(ap_db_t *d, const ap_process_info_t *pi, char *err, size_t errlen)
 {
     if (exec(d, "BEGIN IMMEDIATE") != SQLITE_OK)
         return fail(d, err, errlen, "cannot lock the profile");
@@ -513,6 +520,16 @@ int ap_db_add_process(ap_db_t *d, const ap_process_info_t *pi, char *err, size_t
     if (exec(d, "COMMIT") != SQLITE_OK)
         return fail(d, err, errlen, "cannot commit the process");
     return 0;
+}
+
+int ap_db_add_process(ap_db_t *d, const ap_process_info_t *pi, char *err, size_t errlen)
+{
+    d->lost_mark = sleep_mark = host->fd_lost();
+    if (connect_db(d, err, errlen) != 0)
+        return -1;
+    int rc = add_process_once(d, pi, err, errlen);
+    disconnect(d);
+    return rc;
 }
 
 /* Fill the process description: pid, parent, exe, command line (JSON), build id. */
@@ -813,26 +830,25 @@ static int write_dump_once(ap_db_t *d, const char *reason, double now, bool at_e
 int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
                      size_t errlen)
 {
-    /* a descriptor closed since the last dump: reopen before, not after */
-    uint64_t lost = d->lost_mark = sleep_mark = host->fd_lost();
-    if (d->db && lost != d->conn_mark) {
-        sqlite3_close_v2(d->db);
-        d->db = NULL;
-    }
-    if (d->db) {
+    /* A descriptor of ours that the program closes while the dump runs (a
+     * daemon's close loop) fails the dump without touching the program's
+     * file; then it is written again on a new connection. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint64_t lost = d->lost_mark = sleep_mark = host->fd_lost();
+        char why[256];
+        if (connect_db(d, why, sizeof why) != 0) {
+            if (host->fd_lost() != lost)
+                continue;
+            snprintf(err, errlen, "cannot open the profile (%s)", why);
+            return -2;
+        }
         int rc = write_dump_once(d, reason, now, at_exit, err, errlen);
+        disconnect(d);
         if (rc == 0 || host->fd_lost() == lost)
             return rc;
-        sqlite3_close_v2(d->db); /* closes only what is still ours */
-        d->db = NULL;
     }
-    char why[256];
-    if (connect_db(d, why, sizeof why) != 0) {
-        snprintf(err, errlen, "the program closed the profile and it cannot be reopened (%s)", why);
-        return -1;
-    }
-    d->map_adds = d->map_subs = 0; /* write them again: cheap, and surely there */
-    return write_dump_once(d, reason, now, at_exit, err, errlen);
+    snprintf(err, errlen, "cannot write a dump: the program keeps closing the profile");
+    return -1;
 }
 
 static void ap_db_close(ap_db_t *d)

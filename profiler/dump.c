@@ -118,11 +118,22 @@ static void do_dump(const char *reason, bool at_exit)
 {
     char err[512];
     ap_lock(&dump_lock);
-    if (db && W->write_dump(db, reason, now_s(), at_exit, err, sizeof err) != 0)
+    int rc = db ? W->write_dump(db, reason, now_s(), at_exit, err, sizeof err) : 0;
+    if (rc == -2) { /* a sandbox, a chroot, a deleted directory: stop here */
+        size_t n = strlen(err);
+        snprintf(err + n, sizeof err - n, "; profiling of process %d stops", (int)getpid());
+        db = NULL;
+        ap_prof_active = 0;
+    }
+    if (rc != 0)
         say(ap_prof_cfg.output, err);
     if (!strcmp(reason, "peak")) {
         int64_t in = atomic_load(&ap_prof_inuse_bytes);
         atomic_store(&next_peak, (int64_t)((double)in * (1.0 + ap_prof_cfg.peak)) + 1);
+    }
+    if (at_exit && db) { /* the last dump: the dump thread, still running, writes no more */
+        W->close(db);
+        db = NULL;
     }
     ap_unlock(&dump_lock);
 }
@@ -468,9 +479,4 @@ void ap_prof_exit(void)
     do_dump("exit", true);
     ap_unwind_report();
     ap_prof_active = 0; /* later frees (other destructors) need no accounting */
-    ap_lock(&dump_lock);
-    if (db) /* the last connection out folds the WAL into the file */
-        W->close(db);
-    db = NULL;
-    ap_unlock(&dump_lock);
 }

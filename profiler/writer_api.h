@@ -43,7 +43,10 @@ typedef struct {
     int (*add_process)(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
     int (*write_dump)(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
                       size_t errlen);
-    void (*close)(ap_db_t *db); /* checkpoints the WAL into the file when last out */
+    /* write_dump: 0, -1 (the dump failed), or -2 (the profile cannot be
+     * opened: the process cannot be profiled further). Every call opens the
+     * profile and closes it again: no descriptor is held between calls. */
+    void (*close)(ap_db_t *db); /* frees the handle */
 } ap_writer_t;
 
 #define AP_WRITER_ENTRY "allocprof_writer_entry"
