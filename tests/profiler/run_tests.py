@@ -5,7 +5,7 @@ python3) under liballocprof.so, then checks the SQLite profile directly.
 usage: run_tests.py CASE   (env: AP_CLI, AP_LIB, AP_PROG)
 Exit 0 pass, 1 fail, 77 skip. Symbolization uses addr2line (binutils).
 """
-import json, math, os, signal, sqlite3, struct, subprocess, sys, tempfile, time
+import json, math, os, shutil, signal, sqlite3, struct, subprocess, sys, tempfile, time
 
 CLI, LIB, PROG = os.environ["AP_CLI"], os.environ["AP_LIB"], os.environ["AP_PROG"]
 TMP = tempfile.mkdtemp(prefix="ap-prof-")
@@ -476,6 +476,78 @@ def case_raw_clone():
         inuse = site["ab"] - site["fb"] if site else 0  # 1000 KiB, sampled at 64 KiB
         check(400 << 10 <= inuse <= 1600 << 10, f"child {k[1]}: {site}")
     check("site_clone_child" not in by_site(c, parent[0]), "the children's site in the parent")
+
+
+def python_with_tests():
+    """an interpreter whose `test` package has test_signal (Debian's python3 with
+    libpython3.11-testsuite, or this one), or None"""
+    for py in ("/usr/bin/python3", sys.executable):
+        if os.path.exists(py) and subprocess.run(
+                [py, "-c", "import test.test_signal, test.test_subprocess, test.test_posix"],
+                capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+def case_cpython_suites():
+    """CPython's test_signal, test_subprocess and test_posix (descriptors, signal masks and
+    dispositions, fork, exec, posix_spawn with 0..2 closed) pass under `allocprof run` as
+    they pass without it"""
+    py = python_with_tests()
+    if not py:
+        print("no python3 with its test package (Debian: libpython3.11-testsuite): skipped")
+        sys.exit(77)
+    suites = ["test_signal", "test_subprocess", "test_posix"]
+    cmd = [py, "-m", "test", "-j2", *suites]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if plain.returncode != 0:
+        print(f"the suites fail without the library here (skipped):\n{plain.stdout[-2000:]}")
+        sys.exit(77)
+    db = os.path.join(TMP, "cpython.db")
+    r = subprocess.run([CLI, "run", "-o", db, "--", *cmd], capture_output=True, text=True,
+                       timeout=900)
+    check(r.returncode == 0 and "SUCCESS" in r.stdout and "FAILURE" not in r.stdout,
+          f"under allocprof run: exit {r.returncode}\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}")
+    c = connect(db)
+    check(c.execute("SELECT count(*) FROM dump").fetchone()[0] > 10, "no dumps recorded")
+
+
+def case_chromium():
+    """Chromium's zygote makes its processes with a raw clone: --dump-dom prints the same
+    page under `allocprof run` (default, --interval and --peak), and exits 0"""
+    exe = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+                if os.path.exists(p)), None)
+    if not exe:
+        print("no chromium (Debian: chromium): skipped")
+        sys.exit(77)
+    page = os.path.join(TMP, "page.html")
+    open(page, "w").write("<html><body><p id=x>static</p><script>"
+                          "document.getElementById('x').textContent = 'from script';"
+                          "</script></body></html>")
+
+    def chromium(profiled, opts=()):
+        prof = os.path.join(TMP, "chromium-prof-%d" % profiled)
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--user-data-dir=" + prof, "--dump-dom", "file://" + page]
+        if profiled:
+            cmd = [CLI, "run", "-o", os.path.join(TMP, "chromium.db"), *opts, "--"] + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        shutil.rmtree(prof, ignore_errors=True)
+        return r
+
+    plain = chromium(False)
+    check(plain.returncode == 0 and "from script" in plain.stdout, f"without: {plain.stderr[-2000:]}")
+    for opts in ([], ["--interval", "0.2"], ["--peak", "0.2"]):
+        r = chromium(True, opts)
+        check(r.returncode == 0 and r.stdout == plain.stdout,
+              f"under allocprof run {opts}: exit {r.returncode}\n{r.stdout[:500]}\n"
+              f"{r.stderr[-3000:]}")
+        c = connect(os.path.join(TMP, "chromium.db"))
+        n = c.execute("SELECT count(*) FROM process WHERE exe LIKE '%chromium%'").fetchone()[0]
+        check(n >= 2, f"{n} chromium processes recorded")
+        c.close()
+        os.unlink(os.path.join(TMP, "chromium.db"))
 
 
 def case_race():
