@@ -5,7 +5,7 @@
 #   build-debug/  AP_DEBUG_FULL: the LD_PRELOAD integration suite with every check on
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --tests
 JOBS=$(nproc)
 run() { # name, cmake args..., -- ctest args...
     local dir=$1; shift
