@@ -31,6 +31,29 @@ static void print_cmdline(FILE *out, const ap_process *p)
     ap_strv_free(argv);
 }
 
+/* A process without its exit dump: from when on it has none, and why. */
+static void print_no_exit(const ap_file *f, const ap_process *p, FILE *out)
+{
+    const ap_dump *last = NULL;
+    for (size_t i = 0; i < f->ndumps; i++)
+        if (f->dumps[i].process_id == p->id)
+            last = &f->dumps[i];
+    const ap_process *next = NULL; /* the program it exec'ed: same pid, a later row */
+    for (size_t i = 0; i < f->nprocs && !next; i++)
+        if (f->procs[i].id > p->id && f->procs[i].pid == p->pid)
+            next = &f->procs[i];
+    if (last)
+        fprintf(out, "  no exit dump: nothing recorded after %.2f s. ", last->time - p->start_time);
+    else
+        fputs("  no dumps. ", out);
+    if (next)
+        fprintf(out, "It exec'ed another program (process %lld)\n", (long long)next->id);
+    else
+        fputs("It was killed, crashed, ended with _exit, is still running, or could no\n"
+              "  longer open the profile (a sandbox; its stderr then has an 'allocprof:' line)\n",
+              out);
+}
+
 static void list_process(const ap_file *f, const ap_process *p, FILE *out)
 {
     char b1[AP_FMT_LEN], b2[AP_FMT_LEN];
@@ -70,9 +93,11 @@ static void list_process(const ap_file *f, const ap_process *p, FILE *out)
     }
     if (n)
         ap_table_print(&t, out, "  ");
-    else
+    else if (p->end_time > 0)
         fputs("  no dumps\n", out);
     ap_table_free(&t);
+    if (p->end_time <= 0)
+        print_no_exit(f, p, out);
 }
 
 static void json_process(const ap_file *f, const ap_process *p, FILE *out)

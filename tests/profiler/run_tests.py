@@ -478,6 +478,27 @@ def case_raw_clone():
     check("site_clone_child" not in by_site(c, parent[0]), "the children's site in the parent")
 
 
+def case_sandbox():
+    """a program that denies itself open() with seccomp after start-up runs on as without
+    the library; the library says in one line that it stops profiling the process, the
+    profile keeps the dumps from before, and `list` says why none came after"""
+    plain = subprocess.run([os.environ["AP_SANDBOX_PROG"]], capture_output=True, text=True,
+                           timeout=60)
+    check(plain.returncode == 0, f"without the library: {plain.returncode} {plain.stderr}")
+    db, r = run([os.environ["AP_SANDBOX_PROG"]], ["--interval", "0.1", "--rate", "16K"],
+                check_rc=False)
+    check(r.returncode == 0 and r.stdout == plain.stdout, f"exit {r.returncode}: {r.stdout}")
+    lines = [x for x in r.stderr.splitlines() if x.startswith("allocprof:")]
+    check(len(lines) == 1 and "profiling of process" in lines[0] and "stops" in lines[0],
+          f"stderr: {r.stderr}")
+    c = connect(db)
+    pid_row, _, _, _, _, _, end = processes(c)[0]
+    d = dumps(c, pid_row)
+    check(d and all(x[1] == "interval" for x in d) and end is None, f"dumps {d}, end {end}")
+    out = subprocess.run([CLI, "list", db], capture_output=True, text=True).stdout
+    check("no exit dump: nothing recorded after" in out and "open the profile" in out, out)
+
+
 def python_with_tests():
     """an interpreter whose `test` package has test_signal (Debian's python3 with
     libpython3.11-testsuite, or this one), or None"""
