@@ -249,12 +249,40 @@ static void on_dump_signal(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+typedef void (*handler_fn)(int);
+typedef handler_fn (*signal_fn)(int, handler_fn);
+static signal_fn real_signal;
+
+/* libc's sigaction and signal, behind ours (shim/signals.c): resolved in the
+ * constructor, before a program's signal handler could call them. */
+static void resolve_real(void)
+{
+    if (!real_sigaction)
+        real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    if (!real_signal)
+        real_signal = (signal_fn)dlsym(RTLD_NEXT, "signal");
+}
+
+bool ap_dump_owns_signal(int sig)
+{
+    return atomic_load(&sig_owned) && sig == ap_prof_cfg.signal;
+}
+
+ap_sighandler_t ap_dump_real_signal(int sig, ap_sighandler_t handler)
+{
+    resolve_real();
+    if (!real_signal) {
+        errno = ENOSYS;
+        return SIG_ERR;
+    }
+    return real_signal(sig, handler);
+}
+
 /* The program's sigaction (shim/signals.c), for every signal: the dump
  * signal's disposition as the program set it, the others as they are. */
 int ap_dump_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (!real_sigaction)
-        real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    resolve_real();
     if (!real_sigaction) {
         errno = ENOSYS;
         return -1;
@@ -284,8 +312,7 @@ static int ldso_cb(struct dl_phdr_info *info, size_t size, void *arg)
 static void own_signal(void)
 {
     dl_iterate_phdr(ldso_cb, NULL);
-    if (!real_sigaction)
-        real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
+    resolve_real();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_dump_signal;
@@ -432,6 +459,7 @@ void ap_dump_attend(void)
 void ap_prof_init(void)
 {
     char err[512];
+    resolve_real(); /* the exported sigaction and signal pass through, profiling or not */
     int on = ap_sampler_config_from_env(&ap_prof_cfg, err, sizeof err);
     if (on < 0)
         say("configuration", err);

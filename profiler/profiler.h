@@ -37,6 +37,9 @@ void ap_unwind_invalidate(void);
 /* the program's sigaction: its own view of the dump signal (dump.c) */
 struct sigaction;
 int ap_dump_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+bool ap_dump_owns_signal(int sig); /* the library's handler is on sig */
+typedef void (*ap_sighandler_t)(int);
+ap_sighandler_t ap_dump_real_signal(int sig, ap_sighandler_t handler); /* libc's signal() */
 
 typedef struct {
     uintptr_t ptr;

@@ -17,6 +17,8 @@ AP_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 
 AP_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
+    if (!ap_dump_owns_signal(sig)) /* glibc's own, siginterrupt() and all */
+        return ap_dump_real_signal(sig, handler);
     struct sigaction a, old;
     memset(&a, 0, sizeof a);
     a.sa_handler = handler;
