@@ -364,8 +364,7 @@ int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
         ap_free(d);
         return -1;
     }
-    disconnect(d);
-    *out = d;
+    *out = d; /* connected: ap_db_add_process follows, on the same connection */
     return 0;
 }
 
@@ -525,7 +524,7 @@ static int add_process_once(ap_db_t *d, const ap_process_info_t *pi, char *err, 
 int ap_db_add_process(ap_db_t *d, const ap_process_info_t *pi, char *err, size_t errlen)
 {
     d->lost_mark = sleep_mark = host->fd_lost();
-    if (connect_db(d, err, errlen) != 0)
+    if (!d->db && connect_db(d, err, errlen) != 0) /* a new connection parses the schema */
         return -1;
     int rc = add_process_once(d, pi, err, errlen);
     disconnect(d);

@@ -365,8 +365,10 @@ static int open_and_register(char *err, size_t errlen)
     ap_process_info_t pi;
     W->process_info(&pi, now_s());
     int rc = W->open(&db, ap_prof_cfg.output, err, errlen);
-    if (rc == 0 && (rc = W->add_process(db, &pi, err, errlen)) != 0)
-        db = NULL; /* left open: the file stays consistent, we just stop */
+    if (rc == 0 && (rc = W->add_process(db, &pi, err, errlen)) != 0) {
+        W->close(db); /* the file stays consistent, we just stop */
+        db = NULL;
+    }
     ap_free(pi.cmdline_json);
     return rc;
 }

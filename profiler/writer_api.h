@@ -45,7 +45,8 @@ typedef struct {
                       size_t errlen);
     /* write_dump: 0, -1 (the dump failed), or -2 (the profile cannot be
      * opened: the process cannot be profiled further). Every call opens the
-     * profile and closes it again: no descriptor is held between calls. */
+     * profile and closes it again (open leaves its connection to the
+     * add_process that follows it): no descriptor is held between calls. */
     void (*close)(ap_db_t *db); /* frees the handle */
 } ap_writer_t;
 
