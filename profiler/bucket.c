@@ -18,7 +18,6 @@
 #include "id_index.h"
 #include "profiler_internal.h"
 
-#define MAX_BUCKETS (1u << 22)
 #define MAX_THREADS 65536
 
 AP_HIDDEN ap_lock_t ap_prof_lock;
@@ -35,7 +34,7 @@ AP_HIDDEN _Atomic uint32_t ap_live_filter[1u << AP_LIVE_FILTER_BITS];
 
 int ap_bucket_init(void)
 {
-    ap_buckets = ap_os_map(MAX_BUCKETS * sizeof *ap_buckets);
+    ap_buckets = ap_os_map(AP_MAX_BUCKETS * sizeof *ap_buckets);
     threads = ap_os_map(MAX_THREADS * sizeof *threads);
     return ap_buckets && threads && ap_id_index_init(&bucket_index, 1u << 12) ? 0 : -1;
 }
@@ -72,7 +71,7 @@ uint32_t ap_bucket_get_locked(uint32_t stack_id, uint32_t tid)
     if (idx != UINT32_MAX)
         return idx;
     uint32_t n = atomic_load_explicit(&nbuckets, memory_order_relaxed);
-    if (n >= MAX_BUCKETS || !ap_id_index_add(&bucket_index, n, h, slot, bucket_hash_of))
+    if (n >= AP_MAX_BUCKETS || !ap_id_index_add(&bucket_index, n, h, slot, bucket_hash_of))
         return UINT32_MAX;
     ap_buckets[n].stack_id = stack_id;
     ap_buckets[n].tid = tid;

@@ -581,9 +581,7 @@ void ap_db_process_info(ap_process_info_t *pi, double now)
 
 /* ---- one dump ---- */
 
-typedef struct {
-    int64_t alloc_wfp, alloc_bytes, alloc_class_bytes, free_wfp, free_bytes, samples;
-} snap_t;
+typedef ap_bucket_snap_t snap_t;
 
 static int64_t objs(int64_t wfp)
 {
@@ -713,12 +711,15 @@ static void commit_written(snap_t *snap, uint32_t n)
     }
 }
 
-static int write_alloc_stats(ap_db_t *d, int64_t dump_id)
+static int write_alloc_stats(ap_db_t *d, int64_t dump_id, const ap_stats_t *given)
 {
     ap_stats_t *s = ap_malloc(sizeof *s);
     if (!s)
         return -1;
-    ap_stats_get(s);
+    if (given)
+        memcpy(s, given, sizeof *s);
+    else
+        ap_stats_get(s);
     sqlite3_stmt *st;
     int rc = -1;
     if (sqlite3_prepare_v2(d->db, "INSERT INTO alloc_stats VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &st,
@@ -758,19 +759,16 @@ static int write_alloc_stats(ap_db_t *d, int64_t dump_id)
     return rc;
 }
 
-static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit, snap_t *snap,
-                     uint32_t n)
+static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit,
+                     const ap_peak_snap_t *at, snap_t *snap, uint32_t n)
 {
     snap_t tot = {0};
     for (uint32_t i = 0; i < n; i++) {
-        ap_bucket_t *b = ap_bucket_at(i);
         snap_t *s = &snap[i];
-        s->alloc_wfp = atomic_load_explicit(&b->alloc_wfp, memory_order_relaxed);
-        s->alloc_bytes = atomic_load_explicit(&b->alloc_bytes, memory_order_relaxed);
-        s->alloc_class_bytes = atomic_load_explicit(&b->alloc_class_bytes, memory_order_relaxed);
-        s->free_wfp = atomic_load_explicit(&b->free_wfp, memory_order_relaxed);
-        s->free_bytes = atomic_load_explicit(&b->free_bytes, memory_order_relaxed);
-        s->samples = atomic_load_explicit(&b->samples, memory_order_relaxed);
+        if (at)
+            *s = at->b[i];
+        else
+            ap_bucket_snap_read(ap_bucket_at(i), s);
         tot.alloc_wfp += s->alloc_wfp;
         tot.alloc_bytes += s->alloc_bytes;
         tot.free_wfp += s->free_wfp;
@@ -780,7 +778,7 @@ static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit, s
     int64_t dump_id;
     if (write_mappings(d) || write_threads(d) || write_stacks(d) ||
         write_dump_row(d, reason, now, &tot, &dump_id) || write_buckets(d, dump_id, snap, n) ||
-        write_alloc_stats(d, dump_id))
+        write_alloc_stats(d, dump_id, at ? &at->stats : NULL))
         return -1;
     if (at_exit) {
         sqlite3_stmt *st;
@@ -795,10 +793,10 @@ static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit, s
     return 0;
 }
 
-static int write_dump_once(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
-                           size_t errlen)
+static int write_dump_once(ap_db_t *d, const char *reason, double now, bool at_exit,
+                           const ap_peak_snap_t *at, char *err, size_t errlen)
 {
-    uint32_t n = ap_bucket_count();
+    uint32_t n = at ? at->n : ap_bucket_count();
     snap_t *snap = ap_malloc((n ? n : 1) * sizeof *snap);
     if (!snap) {
         snprintf(err, errlen, "out of memory");
@@ -808,7 +806,7 @@ static int write_dump_once(ap_db_t *d, const char *reason, double now, bool at_e
     int rc = -1;
     if (exec(d, "BEGIN IMMEDIATE") != SQLITE_OK) {
         fail(d, err, errlen, "cannot lock the profile");
-    } else if (write_all(d, reason, now, at_exit, snap, n) != 0 || exec(d, "COMMIT")) {
+    } else if (write_all(d, reason, now, at_exit, at, snap, n) != 0 || exec(d, "COMMIT")) {
         fail(d, err, errlen, "cannot write a dump");
         exec(d, "ROLLBACK");
         d->stacks_written = stacks_before;
@@ -826,8 +824,8 @@ static int write_dump_once(ap_db_t *d, const char *reason, double now, bool at_e
  * connection's descriptors, the dump fails without touching them; the
  * connection is then reopened by the absolute path (dumps already written
  * are in the file) and the dump written once more. */
-int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, char *err,
-                     size_t errlen)
+int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit,
+                     const ap_peak_snap_t *at, char *err, size_t errlen)
 {
     /* A descriptor of ours that the program closes while the dump runs (a
      * daemon's close loop) fails the dump without touching the program's
@@ -841,7 +839,7 @@ int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit, c
             snprintf(err, errlen, "cannot open the profile (%s)", why);
             return -2;
         }
-        int rc = write_dump_once(d, reason, now, at_exit, err, errlen);
+        int rc = write_dump_once(d, reason, now, at_exit, at, err, errlen);
         disconnect(d);
         if (rc == 0 || host->fd_lost() == lost)
             return rc;

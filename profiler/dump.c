@@ -26,8 +26,16 @@
  *            sample starts it, and the CLI sends the request again;
  *   interval every ALLOCPROF_INTERVAL seconds, from the first sample after
  *            the first interval on;
- *   peak     when the estimated in-use bytes pass the last peak dump's by the
- *            fraction ALLOCPROF_PEAK (tcmalloc's peak heap profile);
+ *   peak     when the estimated in-use bytes pass the last peak's by the
+ *            fraction ALLOCPROF_PEAK (tcmalloc's peak heap profile). The
+ *            allocating thread that passes the mark copies every bucket's
+ *            counters and the allocator's statistics at once (a snapshot,
+ *            O(buckets), taken at most log(peak/rate)/log(1+fraction)
+ *            times), and the dump thread writes that snapshot, so a peak
+ *            that lasts a microsecond is still in the file and the last peak
+ *            dump is within the fraction of the highest sampled in-use. Two
+ *            snapshot buffers: the dump thread writes one while a newer peak
+ *            replaces the other. Any dump writes a pending peak first;
  *   exit     in the library destructor, in the exiting thread.
  * A dump lock serialises dumps. fork, and a raw clone (a new pid without
  * glibc's fork): the child keeps the profile it inherited, and at its first
@@ -90,6 +98,10 @@ static _Atomic uint32_t wake_word;  /* the dump thread sleeps on it (futex) */
 static _Atomic int peak_pending;
 static _Atomic int request_pending;
 static _Atomic int64_t next_peak;
+static ap_lock_t peak_lock; /* guards the two indices below, held while a snapshot is filled */
+static ap_peak_snap_t *peak_buf[2];
+static int peak_ready = -1;   /* buffer holding a snapshot not yet written */
+static int peak_writing = -1; /* buffer the dump thread is writing */
 static double first_interval; /* when the interval dumps begin */
 static int my_pid;            /* the process the library's state belongs to */
 AP_HIDDEN _Atomic int ap_dump_attention;
@@ -114,11 +126,33 @@ static void say(const char *what, const char *why)
 static void child_reset(bool raw);
 static void child_restart(void);
 
+/* Under dump_lock: writes the pending peak snapshot, if any. */
+static void write_pending_peak(void)
+{
+    char err[512];
+    ap_lock(&peak_lock);
+    int s = peak_ready;
+    peak_ready = -1;
+    peak_writing = s;
+    ap_unlock(&peak_lock);
+    if (s < 0)
+        return;
+    const ap_peak_snap_t *p = peak_buf[s];
+    int rc = db ? W->write_dump(db, "peak", p->time, false, p, err, sizeof err) : 0;
+    if (rc != 0)
+        say(ap_prof_cfg.output, err);
+    ap_lock(&peak_lock);
+    peak_writing = -1;
+    ap_unlock(&peak_lock);
+}
+
+/* A dump of the state now with this reason (NULL: only a pending peak). */
 static void do_dump(const char *reason, bool at_exit)
 {
     char err[512];
     ap_lock(&dump_lock);
-    int rc = db ? W->write_dump(db, reason, now_s(), at_exit, err, sizeof err) : 0;
+    write_pending_peak();
+    int rc = db && reason ? W->write_dump(db, reason, now_s(), at_exit, NULL, err, sizeof err) : 0;
     if (rc == -2) { /* a sandbox, a chroot, a deleted directory: stop here */
         size_t n = strlen(err);
         snprintf(err + n, sizeof err - n, "; profiling of process %d stops", (int)getpid());
@@ -127,10 +161,6 @@ static void do_dump(const char *reason, bool at_exit)
     }
     if (rc != 0)
         say(ap_prof_cfg.output, err);
-    if (!strcmp(reason, "peak")) {
-        int64_t in = atomic_load(&ap_prof_inuse_bytes);
-        atomic_store(&next_peak, (int64_t)((double)in * (1.0 + ap_prof_cfg.peak)) + 1);
-    }
     if (at_exit && db) { /* the last dump: the dump thread, still running, writes no more */
         W->close(db);
         db = NULL;
@@ -163,18 +193,36 @@ static void ensure_writer(void)
     pthread_attr_destroy(&a);
 }
 
+/* In the allocating thread (busy, no allocator lock held), after its sample
+ * moved the in-use estimate. */
 void ap_dump_request_peak(void)
 {
     int64_t in = atomic_load_explicit(&ap_prof_inuse_bytes, memory_order_relaxed);
     int64_t mark = atomic_load_explicit(&next_peak, memory_order_relaxed);
     if (in < mark)
         return;
-    /* raise the mark now so one peak asks once; the dump sets the real one */
-    atomic_store_explicit(&next_peak, (int64_t)((double)in * (1.0 + ap_prof_cfg.peak)) + 1,
-                          memory_order_relaxed);
-    atomic_store(&peak_pending, 1);
+    int64_t next = (int64_t)((double)in * (1.0 + ap_prof_cfg.peak)) + 1;
+    if (!atomic_compare_exchange_strong(&next_peak, &mark, next))
+        return;             /* another thread took this peak */
     if (getpid() != my_pid) /* a raw clone's child: its own process first */
         ap_dump_attend();
+    ap_lock(&peak_lock);
+    int s = peak_writing == 0 ? 1 : 0;
+    if (!peak_buf[s])
+        peak_buf[s] = ap_os_map(sizeof(ap_peak_snap_t) + AP_MAX_BUCKETS * sizeof(ap_bucket_snap_t));
+    ap_peak_snap_t *p = peak_buf[s];
+    if (p) {
+        p->time = now_s();
+        p->n = ap_bucket_count();
+        for (uint32_t i = 0; i < p->n; i++)
+            ap_bucket_snap_read(ap_bucket_at(i), &p->b[i]);
+        ap_stats_get(&p->stats);
+        peak_ready = s;
+    }
+    ap_unlock(&peak_lock);
+    if (!p)
+        return;
+    atomic_store(&peak_pending, 1);
     if (atomic_load(&writer_running))
         wake_writer();
     else
@@ -347,7 +395,7 @@ static void *writer_main(void *arg)
             syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, w, &ts, NULL, 0);
         }
         if (atomic_exchange(&peak_pending, 0))
-            do_dump("peak", false);
+            do_dump(NULL, false); /* the pending peak snapshot */
         if (atomic_exchange(&request_pending, 0))
             do_dump("request", false);
         if (interval > 0 && now_s() >= next) {
@@ -403,6 +451,8 @@ static void child_reset(bool raw)
     atomic_store(&writer_running, 0);
     atomic_store(&writer_starting, 0);
     atomic_store(&peak_pending, 0);
+    ap_lock_init(&peak_lock);
+    peak_ready = peak_writing = -1; /* a peak of the parent's is the parent's to write */
     atomic_store(&request_pending, 0);
     int a = AP_ATTN_RESTART;
     if (ap_prof_cfg.interval > 0) {

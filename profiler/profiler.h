@@ -14,6 +14,7 @@
 #ifndef AP_PROFILER_H
 #define AP_PROFILER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,10 @@
 
 /* True while sampling is on (an output is open and the rate is not 0). */
 extern int ap_prof_active;
+/* Non-zero when the dump layer has work for a safe place (profiler_internal.h,
+ * AP_ATTN_*): the shim's malloc slow path calls ap_prof_attend then. */
+extern _Atomic int ap_dump_attention;
+void ap_prof_attend(void);
 
 void ap_prof_init(void);
 void ap_prof_exit(void);

@@ -111,6 +111,8 @@ typedef struct {
     bool written;
 } ap_thread_rec_t;
 
+#define AP_MAX_BUCKETS (1u << 22)
+
 extern ap_lock_t ap_prof_lock;
 extern _Atomic int64_t ap_prof_inuse_bytes; /* estimate, kept only for peak dumps */
 extern _Atomic uint64_t ap_prof_dropped;    /* samples lost to full tables */
@@ -205,7 +207,6 @@ void ap_dump_request_peak(void);
 #define AP_ATTN_RESTART 1  /* a new process (fork, raw clone): own connection */
 #define AP_ATTN_START 2    /* start the dump thread (a request came) */
 #define AP_ATTN_INTERVAL 4 /* start it once the first interval is due */
-extern _Atomic int ap_dump_attention;
 void ap_dump_attend(void);
 
 /* ---- db_writer.c ---- */
@@ -221,12 +222,37 @@ typedef struct {
     char *cmdline_json; /* ap_malloc'd */
 } ap_process_info_t;
 
+/* One bucket's cumulative counters at one instant. */
+typedef struct {
+    int64_t alloc_wfp, alloc_bytes, alloc_class_bytes, free_wfp, free_bytes, samples;
+} ap_bucket_snap_t;
+
+static inline void ap_bucket_snap_read(ap_bucket_t *b, ap_bucket_snap_t *s)
+{
+    s->alloc_wfp = atomic_load_explicit(&b->alloc_wfp, memory_order_relaxed);
+    s->alloc_bytes = atomic_load_explicit(&b->alloc_bytes, memory_order_relaxed);
+    s->alloc_class_bytes = atomic_load_explicit(&b->alloc_class_bytes, memory_order_relaxed);
+    s->free_wfp = atomic_load_explicit(&b->free_wfp, memory_order_relaxed);
+    s->free_bytes = atomic_load_explicit(&b->free_bytes, memory_order_relaxed);
+    s->samples = atomic_load_explicit(&b->samples, memory_order_relaxed);
+}
+
+/* The profile as it stood at a peak (dump.c takes it in the allocating
+ * thread the moment the estimate passes the mark; the writer writes it
+ * later): buckets 0..n-1 and the allocator's statistics of that instant. */
+typedef struct {
+    double time;
+    uint32_t n;
+    ap_stats_t stats;
+    ap_bucket_snap_t b[];
+} ap_peak_snap_t;
+
 /* In the writer plugin (writer_api.h). All return 0 or -1 with a message in err. */
 void ap_db_process_info(ap_process_info_t *pi, double now);
 int ap_db_open(ap_db_t **db, const char *path, char *err, size_t errlen);
 int ap_db_add_process(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
-int ap_db_write_dump(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
-                     size_t errlen);
+int ap_db_write_dump(ap_db_t *db, const char *reason, double now, bool at_exit,
+                     const ap_peak_snap_t *at, char *err, size_t errlen);
 
 #pragma GCC visibility pop
 

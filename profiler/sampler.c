@@ -420,6 +420,20 @@ static inline __attribute__((always_inline)) void record(void *p, size_t n,
     }
 }
 
+/* From the malloc slow path (no allocator lock held), when the dump layer
+ * has work: the interval's dump thread is due, or a request could not start
+ * it in its signal handler. Samples come too rarely for that (a program
+ * allocating 1 MB/s samples about twice a second at the default rate). */
+void ap_prof_attend(void)
+{
+    ap_prof_thread_t *t = &ap_prof_tls;
+    if (!ap_prof_active || t->busy)
+        return;
+    t->busy = 1;
+    ap_dump_attend();
+    t->busy = 0;
+}
+
 void *ap_prof_sampled(void *p, size_t n)
 {
     ap_prof_thread_t *t = &ap_prof_tls;

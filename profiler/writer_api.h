@@ -41,8 +41,9 @@ typedef struct {
     void (*process_info)(ap_process_info_t *pi, double now);
     int (*open)(ap_db_t **db, const char *path, char *err, size_t errlen);
     int (*add_process)(ap_db_t *db, const ap_process_info_t *pi, char *err, size_t errlen);
-    int (*write_dump)(ap_db_t *db, const char *reason, double now, bool at_exit, char *err,
-                      size_t errlen);
+    /* the state now, or (at != NULL) the state a peak snapshot holds */
+    int (*write_dump)(ap_db_t *db, const char *reason, double now, bool at_exit,
+                      const ap_peak_snap_t *at, char *err, size_t errlen);
     /* write_dump: 0, -1 (the dump failed), or -2 (the profile cannot be
      * opened: the process cannot be profiled further). Every call opens the
      * profile and closes it again (open leaves its connection to the

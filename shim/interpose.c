@@ -53,6 +53,8 @@ AP_NOINLINE void *ap_shim_malloc_slow(size_t n)
     ap_debug_on_alloc(p, n);
     if (ap_unlikely(ap_sample_left < 0))
         return ap_prof_sampled(p, n);
+    if (ap_unlikely(atomic_load_explicit(&ap_dump_attention, memory_order_relaxed)))
+        ap_prof_attend();
     return p;
 }
 

@@ -8,6 +8,8 @@
  *   wait      allocate, print "ready", block on stdin (dump on request)
  *   interval  allocate for about 1.5 s (interval dumps)
  *   peak      grow to 64 MiB, free it all, exit (peak dumps)
+ *   shortpeak grow to 64 MiB and free it at once, then hold 16 MiB for a while
+ *             (a peak shorter than any dump takes)
  *   fork      allocate, fork two children that allocate and exit (separate processes)
  *   exec      fork and exec this program in "sites" mode
  *   crash     allocate, wait for interval dumps, then abort()
@@ -181,6 +183,21 @@ static void mode_peak(void)
     printf("peak done\n");
 }
 
+static void mode_shortpeak(void)
+{
+    void *v[64];
+    for (int i = 0; i < 64; i++)
+        v[i] = site_big(1 << 20);
+    for (int i = 0; i < 64; i++)
+        free(v[i]);
+    for (int i = 0; i < 16; i++)
+        v[i] = site_big(1 << 20);
+    usleep(300000);
+    for (int i = 0; i < 16; i++)
+        free(v[i]);
+    printf("shortpeak done\n");
+}
+
 static void mode_fork(void)
 {
     for (int i = 0; i < 500; i++)
@@ -264,6 +281,8 @@ int main(int argc, char **argv)
         spin_alloc(1.5), printf("interval done\n");
     else if (!strcmp(mode, "peak"))
         mode_peak();
+    else if (!strcmp(mode, "shortpeak"))
+        mode_shortpeak();
     else if (!strcmp(mode, "fork"))
         mode_fork();
     else if (!strcmp(mode, "exec"))
