@@ -74,6 +74,7 @@ static void run_usage(FILE *f)
             "  --peak FRACTION     also dump at each new peak of in-use bytes, FRACTION\n"
             "                      above the last peak dump (e.g. 0.1)\n"
             "  --no-symbolize      do not fill the symbol cache after the program exits\n"
+            "  -q, --quiet         no summary line on stderr at the end\n"
             "Children (fork, exec) are profiled into the same file. After the program\n"
             "exits, its stacks are symbolized into FILE, so reports need no binaries'\n"
             "debug info again and start at once.\n");
@@ -105,7 +106,7 @@ static int valid_number(const char *s)
 
 struct run_opts {
     const char *out, *rate, *interval, *peak;
-    int no_symbolize;
+    int no_symbolize, quiet;
 };
 
 /* Parses options up to the command; returns the command's index, or -1 after
@@ -125,6 +126,10 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
         }
         if (!strcmp(a, "--no-symbolize")) {
             o->no_symbolize = 1;
+            continue;
+        }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
             continue;
         }
         const char **slot = !strcmp(a, "-o") || !strcmp(a, "--output") ? &o->out
@@ -242,9 +247,32 @@ static void presymbolize(const char *path)
     sqlite3_close(db);
 }
 
+/* One line at the end: what was written, and what to try next. Nothing
+ * when no profile was written (the library has said why). */
+static void summary(const char *path)
+{
+    if (access(path, R_OK) != 0)
+        return;
+    ap_file *f = ap_file_open(path);
+    if (!f)
+        return;
+    size_t with = ap_processes_with_dumps(f);
+    const char *shown = path;
+    char cwd[PATH_MAX];
+    size_t n = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
+    if (n && !strncmp(path, cwd, n) && path[n] == '/')
+        shown = path + n + 1; /* as the user would type it */
+    fprintf(stderr,
+            "allocprof: wrote %s: %zu process%s (%zu with dumps), %zu dump%s; next: "
+            "allocprof top %s (or list, leaks, flamegraph, pprof)\n",
+            shown, f->nprocs, f->nprocs == 1 ? "" : "es", with, f->ndumps,
+            f->ndumps == 1 ? "" : "s", shown);
+    ap_file_close(f);
+}
+
 int ap_cmd_run(int argc, char **argv)
 {
-    struct run_opts o = {"allocprof.db", NULL, NULL, NULL, 0};
+    struct run_opts o = {"allocprof.db", NULL, NULL, NULL, 0, 0};
     int i = parse_run(argc, argv, &o);
     if (i < 0)
         return i == -2 ? 0 : 2;
@@ -311,6 +339,8 @@ int ap_cmd_run(int argc, char **argv)
     signal(SIGHUP, SIG_DFL);
     if (!o.no_symbolize)
         presymbolize(out);
+    if (!o.quiet)
+        summary(out);
     free(out);
     if (WIFEXITED(status))
         return WEXITSTATUS(status);

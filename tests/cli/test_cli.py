@@ -520,6 +520,25 @@ def case_shell_choice():
     check(f"process {first} " in p.stdout or "has no dump" in p.stderr, p.stdout + p.stderr)
 
 
+def case_run_summary():
+    """`run` ends with one line on stderr: the file, processes and dumps, and the next
+    command; -q leaves it out; a run that writes no profile prints none"""
+    lib = os.environ.get("ALLOCPROF_LIB", "")
+    if not os.path.exists(lib):
+        sys.exit(77)
+    db = os.path.join(TMP, "summary.db")
+    p = run("run", "-o", db, "--", sys.executable, "-c", "x = [bytearray(100) for i in range(9999)]")
+    lines = p.stderr.splitlines()
+    check(len(lines) == 1, f"stderr: {p.stderr!r}")
+    check(re.fullmatch(r"allocprof: wrote \S*summary\.db: 1 process \(1 with dumps\), 1 dump; "
+                       r"next: allocprof top \S*summary\.db \(or list, leaks, flamegraph, pprof\)",
+                       lines[0]) is not None, lines[0])
+    p = run("run", "-q", "-o", db, "--", "true")
+    check(p.stderr == "", f"-q: {p.stderr!r}")
+    p = run("run", "--rate", "0", "-o", os.path.join(TMP, "none.db"), "--", "true")
+    check(p.stderr == "", f"no profile: {p.stderr!r}")
+
+
 def case_symcheck():
     """The symbolizer's indexes (ELF symbols, per-unit scopes) give libdw's own
     answers: AP_SYMBOLIZE_VERIFY makes it ask libdw too and exit 3 on any

@@ -24,7 +24,7 @@ def check(cond, msg):
 
 def run(args, opts=(), check_rc=True, **kw):
     db = os.path.join(TMP, "p.db")
-    cmd = [CLI, "run", "-o", db, *opts, "--", *args]
+    cmd = [CLI, "run", "-q", "-o", db, *opts, "--", *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
     if check_rc and r.returncode != 0:
         fail(f"{cmd} exited {r.returncode}: {r.stderr}")
@@ -336,7 +336,7 @@ def daemon(mode, request=False):
     what it wrote; the profile opens, keeps the dumps from before the close, has dumps after."""
     d = tempfile.mkdtemp(prefix="daemon-", dir=TMP)
     db = os.path.join(TMP, f"daemon-{mode}.db")
-    cmd = [CLI, "run", "-o", db, "--interval", "0.1", "--rate", "16K", "--",
+    cmd = [CLI, "run", "-q", "-o", db, "--interval", "0.1", "--rate", "16K", "--",
            os.environ["AP_DAEMON_PROG"], mode, d] + (["wait"] if request else [])
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -406,7 +406,7 @@ def fds_report(profiled, shell_redirects):
     cmd = ["sh", "-c", inner]
     env = dict(os.environ)
     if profiled:
-        cmd = [CLI, "run", "-o", os.path.join(TMP, "fds.db"), "--rate", "1", "--"] + cmd
+        cmd = [CLI, "run", "-q", "-o", os.path.join(TMP, "fds.db"), "--rate", "1", "--"] + cmd
         env["ALLOCPROF_UNWIND"] = "libunwind"  # libunwind for every sample: its pipe is open
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     check(r.returncode == 0, f"{cmd}: exit {r.returncode} {r.stderr}")
