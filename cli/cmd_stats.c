@@ -94,14 +94,16 @@ static void print_alloc_stats(const int64_t v[S_N])
 {
     char b[4][AP_FMT_LEN];
     int64_t resident = v[S_MAPPED] - v[S_RETURNED];
-    printf("allocator (exact):\n");
+    printf("allocator (exact; its own memory, which is not the process's RSS):\n");
     printf("  in use          %10s   (small %s, large %s, huge %s)\n",
            ap_fmt_bytes(v[S_INUSE], false, b[0]), ap_fmt_bytes(v[S_SMALL], false, b[1]),
            ap_fmt_bytes(v[S_LARGE], false, b[2]), ap_fmt_bytes(v[S_HUGE], false, b[3]));
-    printf("  mapped          %10s\n", ap_fmt_bytes(v[S_MAPPED], false, b[0]));
-    printf("  resident        %10s   (mapped - returned)\n", ap_fmt_bytes(resident, false, b[0]));
+    printf("  mapped          %10s   (address space it has made usable)\n",
+           ap_fmt_bytes(v[S_MAPPED], false, b[0]));
+    printf("  resident        %10s   (of that, pages that hold memory now)\n",
+           ap_fmt_bytes(resident, false, b[0]));
     printf("  free, resident  %10s\n", ap_fmt_bytes(v[S_FREE], false, b[0]));
-    printf("  returned to OS  %10s   (released in all: %s)\n",
+    printf("  not resident    %10s   (never touched, or given back; given back so far: %s)\n",
            ap_fmt_bytes(v[S_RETURNED], false, b[0]), ap_fmt_bytes(v[S_RELEASED], false, b[1]));
     printf("  cached          %10s   (thread caches and central lists)\n",
            ap_fmt_bytes(v[S_CACHED], false, b[0]));
@@ -150,7 +152,8 @@ static void print_history(ap_file *f, const ap_process *proc)
             max = f->dumps[i].inuse_bytes;
     ap_table t;
     ap_table_init(&t, 7);
-    ap_table_row(&t, (const char *[]){"dump", "after", "reason", "in use", "exact", "mapped", ""});
+    ap_table_row(&t, (const char *[]){"dump", "after", "reason", "estimate", "exact", "mapped",
+                                      "estimate, to scale"});
     for (size_t i = 0; i < f->ndumps; i++) {
         const ap_dump *d = &f->dumps[i];
         if (d->process_id != proc->id)
@@ -168,7 +171,7 @@ static void print_history(ap_file *f, const ap_process *proc)
                                  have ? ap_fmt_bytes(v[S_INUSE], false, s[3]) : "-",
                                  have ? ap_fmt_bytes(v[S_MAPPED], false, s[4]) : "-", bar});
     }
-    printf("\nin use over the dumps (estimate from samples; exact from the allocator):\n");
+    printf("\nin use over the dumps (estimate: from the samples; exact: the allocator's count):\n");
     ap_table_print(&t, stdout, "  ");
     ap_table_free(&t);
 }
@@ -201,10 +204,10 @@ static void print_json(ap_file *f, const ap_profile *p, const int64_t *v, int ha
         if (d->process_id != p->proc->id)
             continue;
         int h = read_alloc_stats(f, d->id, s) == 1;
-        printf("%s{\"id\": %lld, \"seq\": %lld, \"reason\": \"%s\", \"inuse_bytes\": %lld, "
-               "\"exact_inuse_bytes\": ",
-               k++ ? ", " : "", (long long)d->id, (long long)d->seq, d->reason,
-               (long long)d->inuse_bytes);
+        printf("%s{\"id\": %lld, \"seq\": %lld, \"time\": %.6f, \"after\": %.6f, "
+               "\"reason\": \"%s\", \"inuse_bytes\": %lld, \"exact_inuse_bytes\": ",
+               k++ ? ", " : "", (long long)d->id, (long long)d->seq, d->time,
+               d->time - p->proc->start_time, d->reason, (long long)d->inuse_bytes);
         h ? printf("%lld", (long long)s[S_INUSE]) : fputs("null", stdout);
         fputs(", \"mapped_bytes\": ", stdout);
         h ? printf("%lld}", (long long)s[S_MAPPED]) : fputs("null}", stdout);

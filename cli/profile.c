@@ -60,7 +60,21 @@ static int check_file(const char *path)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        ap_cli_error("%s: %s", path, strerror(errno));
+        int e = errno;
+        const char *at = strrchr(path, '@');
+        if (e == ENOENT && at) { /* FILE@DUMP with a DUMP that is not a number */
+            char *file = ap_xstrdup(path);
+            file[at - path] = 0;
+            if (access(file, F_OK) == 0) {
+                ap_cli_error("%s: '%s' is not a dump id (FILE@ID takes a number that "
+                             "'allocprof list %s' shows)",
+                             path, at + 1, file);
+                free(file);
+                return -1;
+            }
+            free(file);
+        }
+        ap_cli_error("%s: %s", path, strerror(e));
         return -1;
     }
     struct stat st;

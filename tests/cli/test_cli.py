@@ -211,8 +211,13 @@ def case_stats():
     c = {x["size"]: x["inuse_objects"] for x in j["classes"]}
     check(c[112] == 10 and c[208] == 7 and c[64] == 5, str(c))
     check([d["exact_inuse_bytes"] for d in j["dumps"]] == [1069576, 1051440, 2928], "history")
+    check(all(d["after"] >= 0 and d["time"] > 1e9 for d in j["dumps"]), "dump times")
+    check(j["dumps"][0]["after"] <= j["dumps"][-1]["after"], "dump order")
     text = run("stats", db).stdout
     check(re.search(r"in use\s+2\.86 KiB", text) and "fragmentation" in text, text)
+    check("not the process's RSS" in text and "returned to OS" not in text, text)
+    check(re.search(r"dump\s+after\s+reason\s+estimate\s+exact\s+mapped\s+estimate, to scale",
+                    text), text)
     check(re.search(r"interval\s+1\.02 MiB\s+1\.02 MiB\s+8\.00 MiB\s+#{40}", text), text)
 
 
@@ -429,6 +434,7 @@ def case_errors():
     con.close()
     bad(["top", other], r"not an allocprof profile \(no table 'process'\)")
     bad(["top", db, "-d", "99"], r"no dump 99")
+    bad(["top", db + "@abc"], r"a\.db@abc: 'abc' is not a dump id \(FILE@ID takes a number")
     bad(["top", db + "@99"], r"no dump 99")
     bad(["top", db, "-p", "9"], r"no process 9")
     bad(["top", db, "--bogus"], r"^allocprof: top: unknown option --bogus$", 2)
