@@ -4,6 +4,8 @@
 #ifndef AP_CLI_H
 #define AP_CLI_H
 
+#include <stdint.h>
+
 int ap_cmd_run(int argc, char **argv);
 int ap_cmd_dump(int argc, char **argv);
 /* Sends pid the dump signal and waits up to timeout_ms for a new 'request'
@@ -20,6 +22,10 @@ int ap_cmd_leaks(int argc, char **argv);
 int ap_cmd_stats(int argc, char **argv);
 int ap_cmd_flamegraph(int argc, char **argv);
 int ap_cmd_pprof(int argc, char **argv);
+
+/* "dir/prof.db", dump 41 -> "dir/prof.dump41.svg": a report's default output
+ * file names its dump, so reports of two dumps do not overwrite each other. */
+char *ap_default_output(const char *path, int64_t dump, const char *ext);
 
 /* Prints "allocprof: <message>" and a newline on stderr. */
 void ap_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -146,6 +146,7 @@ int ap_cmd_diff(int argc, char **argv)
                           1, 2, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
+    o.prefer_peak = true;
     if (o.nfiles == 1 && (o.base_dump < 0 || o.dump < 0)) {
         ap_cli_error("diff: needs BASE and NEW (two files, FILE@ID, or --base-dump and -d)");
         return 2;

@@ -15,8 +15,6 @@
 #include "format.h"
 #include "report.h"
 
-char *ap_default_output(const char *path, const char *ext);
-
 static const char help[] =
     "usage: allocprof flamegraph FILE[@DUMP] [-o OUT.svg] [--folded] [--sort METRIC]\n"
     "                            [-p PROCESS] [-d DUMP]\n"
@@ -72,6 +70,7 @@ int ap_cmd_flamegraph(int argc, char **argv)
                           1, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
+    o.prefer_peak = true;
     ap_symbolizer *sym = ap_sym_new();
     ap_profile p;
     ap_file *f = ap_open_profile(o.files[0], &o, -1, sym, &p);
@@ -81,7 +80,7 @@ int ap_cmd_flamegraph(int argc, char **argv)
     }
     char *path = o.out      ? ap_xstrdup(o.out)
                  : o.folded ? ap_xstrdup("-")
-                            : ap_default_output(f->path, ".svg");
+                            : ap_default_output(f->path, p.dump->id, ".svg");
     int rc = write_output(&o, &p, path);
     free(path);
     ap_profile_free(&p);

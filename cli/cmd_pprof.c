@@ -30,15 +30,12 @@ static const char help[] =
     "  -d, --dump ID      a dump id of 'allocprof list' (also FILE@ID)\n"
     "  -h, --help         this text\n";
 
-/* "dir/prof.db" -> "dir/prof.pb.gz" */
-char *ap_default_output(const char *path, const char *ext);
-
-char *ap_default_output(const char *path, const char *ext)
+char *ap_default_output(const char *path, int64_t dump, const char *ext)
 {
     const char *base = strrchr(path, '/');
     const char *dot = strrchr(base ? base + 1 : path, '.');
     size_t n = dot && dot != (base ? base + 1 : path) ? (size_t)(dot - path) : strlen(path);
-    return ap_xasprintf("%.*s%s", (int)n, path, ext);
+    return ap_xasprintf("%.*s.dump%lld%s", (int)n, path, (long long)dump, ext);
 }
 
 int ap_cmd_pprof(int argc, char **argv)
@@ -47,6 +44,7 @@ int ap_cmd_pprof(int argc, char **argv)
     int r = ap_parse_opts(argc, argv, AP_OPT_SELECT | AP_OPT_OUT, 1, 1, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
+    o.prefer_peak = true;
     ap_symbolizer *sym = ap_sym_new();
     ap_profile p;
     ap_file *f = ap_open_profile(o.files[0], &o, -1, sym, &p);
@@ -54,7 +52,7 @@ int ap_cmd_pprof(int argc, char **argv)
         ap_sym_free(sym);
         return 1;
     }
-    char *out = o.out ? ap_xstrdup(o.out) : ap_default_output(f->path, ".pb.gz");
+    char *out = o.out ? ap_xstrdup(o.out) : ap_default_output(f->path, p.dump->id, ".pb.gz");
     ap_buf pb = {0};
     ap_pprof_encode(&p, &pb);
     int rc = 0;

@@ -103,6 +103,7 @@ int ap_cmd_top(int argc, char **argv)
         1, 1, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
+    o.prefer_peak = true;
     ap_symbolizer *sym = ap_sym_new();
     ap_profile p;
     ap_file *f = ap_open_profile(o.files[0], &o, -1, sym, &p);

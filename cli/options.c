@@ -195,7 +195,8 @@ ap_file *ap_open_profile(const char *spec, const ap_opts *o, int64_t dump_overri
     if (!f)
         return NULL;
     int64_t dump = dump_override >= 0 ? dump_override : at >= 0 ? at : o->dump;
-    const ap_dump *d = ap_select_dump(f, o->process, dump);
+    bool peak = o->prefer_peak && (o->metric == AP_INUSE_BYTES || o->metric == AP_INUSE_OBJECTS);
+    const ap_dump *d = ap_select_dump(f, o->process, dump, peak);
     if (!d || ap_profile_load(f, d, out) < 0) {
         ap_file_close(f);
         return NULL;

@@ -296,6 +296,7 @@ void ap_file_close(ap_file *f)
         free(f->threads[i].name);
     free(f->procs);
     free(f->dumps);
+    free(f->dump_why);
     free(f->threads);
     sqlite3_close(f->db);
     /* A read-only connection cannot fold the WAL back or remove the -shm it
@@ -379,8 +380,10 @@ const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id)
     return last_dump(f, process_id, "exit");
 }
 
-const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump_id)
+const ap_dump *ap_select_dump(ap_file *f, int64_t process_id, int64_t dump_id, bool prefer_peak)
 {
+    free(f->dump_why);
+    f->dump_why = NULL;
     if (dump_id >= 0) {
         for (size_t i = 0; i < f->ndumps; i++)
             if (f->dumps[i].id == dump_id)
@@ -401,12 +404,30 @@ const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump
         return NULL;
     }
     const ap_dump *d = last_dump(f, process_id, NULL);
-    if (!d && !ap_processes_with_dumps(f))
-        ap_cli_error("%s: no process in this profile has a dump yet (%zu recorded)", f->path,
-                     f->nprocs);
-    else if (!d)
-        ap_cli_error("%s: process %lld has no dump (see 'allocprof list %s')", f->path,
-                     (long long)process_id, f->path);
+    if (!d) {
+        if (!ap_processes_with_dumps(f))
+            ap_cli_error("%s: no process in this profile has a dump yet (%zu recorded)", f->path,
+                         f->nprocs);
+        else
+            ap_cli_error("%s: process %lld has no dump (see 'allocprof list %s')", f->path,
+                         (long long)process_id, f->path);
+        return NULL;
+    }
+    const ap_dump *peak = d;
+    for (size_t i = 0; i < f->ndumps; i++)
+        if (f->dumps[i].process_id == process_id && f->dumps[i].inuse_bytes > peak->inuse_bytes)
+            peak = &f->dumps[i];
+    char held[2][32];
+    if (prefer_peak && peak != d && (double)d->inuse_bytes < 0.9 * (double)peak->inuse_bytes) {
+        f->dump_why = ap_xasprintf(
+            "dump %lld: the one with the most in use (%s); the last, dump %lld (%s), holds %s; "
+            "-d ID chooses another",
+            (long long)peak->id, ap_fmt_bytes(peak->inuse_bytes, false, held[0]), (long long)d->id,
+            d->reason, ap_fmt_bytes(d->inuse_bytes, false, held[1]));
+        return peak;
+    }
+    f->dump_why =
+        ap_xasprintf("dump %lld: the process's last; -d ID chooses another", (long long)d->id);
     return d;
 }
 

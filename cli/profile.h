@@ -53,6 +53,7 @@ typedef struct ap_file {
     size_t ndumps;
     ap_thread *threads;
     size_t nthreads;
+    char *dump_why; /* why ap_select_dump chose its dump, when it chose (else NULL) */
 } ap_file;
 
 typedef struct ap_mapping {
@@ -114,9 +115,13 @@ void ap_file_close(ap_file *f);
 char *ap_split_dump_spec(const char *spec, int64_t *dump);
 
 /* Selects a dump: dump_id >= 0 chooses that dump; otherwise process_id >= 0
- * chooses the last dump of that process row; otherwise the last dump of the
- * main process (ap_default_process). Prints the error and returns NULL when there is none. */
-const ap_dump *ap_select_dump(const ap_file *f, int64_t process_id, int64_t dump_id);
+ * chooses that process row, else the main process (ap_default_process), and
+ * of its dumps the last, or with prefer_peak (reports on in-use figures) the
+ * one with the most in use when the last holds less than 90 % of it (a
+ * program that frees everything at exit; memray's flame graph also opens on
+ * the peak). f->dump_why says why. Prints the
+ * error and returns NULL when there is none. */
+const ap_dump *ap_select_dump(ap_file *f, int64_t process_id, int64_t dump_id, bool prefer_peak);
 /* The main process: of those with dumps, the one that allocated the most
  * (a run of a shell or a launcher records many that allocate next to
  * nothing); the first row when none has a dump. */

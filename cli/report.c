@@ -303,6 +303,10 @@ void ap_json_profile_head(FILE *out, const ap_profile *p)
             p->dump->time);
     ap_json_str(out, p->dump->reason);
     fputs("}", out);
+    if (p->file->dump_why) {
+        fputs(", \"dump_choice\": ", out);
+        ap_json_str(out, p->file->dump_why);
+    }
     char *why = ap_process_choice(p);
     if (why) {
         fputs(", \"process_choice\": ", out);
@@ -317,6 +321,8 @@ void ap_print_profile_head(FILE *out, const ap_profile *p)
             p->file->path, (long long)p->proc->id, (long long)p->proc->pid,
             p->proc->exe ? p->proc->exe : "?", (long long)p->dump->id, p->dump->reason,
             (long long)p->dump->seq, p->dump->time - p->proc->start_time);
+    if (p->file->dump_why)
+        fprintf(out, "(%s)\n", p->file->dump_why);
     char *why = ap_process_choice(p);
     if (why)
         fprintf(out, "(%s)\n", why);

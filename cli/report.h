@@ -83,6 +83,7 @@ typedef struct ap_opts {
     bool cum, json, folded;
     const char *out;
     uint64_t min;
+    bool prefer_peak; /* the command reports in-use figures: see ap_select_dump */
 } ap_opts;
 
 /* Parses argv (argv[0] is the subcommand name). Returns 0 to go on, 1 when

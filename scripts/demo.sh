@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Sets up, builds, runs the bundled demo program under allocprof, and reports
-# where its memory went (in-use at exit by function, then allocated bytes).
+# where its memory went (in use at its peak by function, then allocated bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 out=build/demo.db
-build/cli/allocprof run -o "$out" --rate 64K -- build/demo/allocprof-demo
+build/cli/allocprof run -o "$out" --rate 64K --peak 0.25 -- build/demo/allocprof-demo
 echo
 build/cli/allocprof list "$out"
 echo

@@ -66,6 +66,16 @@ def flat(rows, metric="inuse_bytes"):
 
 # ---- cases ---------------------------------------------------------------
 
+def at_exit(db, process=1):
+    """FILE@ID of the process's exit dump: the figures the scenario's constants give (a
+    report's default is the dump with the most in use when the last holds much less)"""
+    con = sqlite3.connect(db)
+    (dump,) = con.execute("SELECT id FROM dump WHERE process_id = ? AND reason = 'exit'",
+                          (process,)).fetchone()
+    con.close()
+    return f"{db}@{dump}"
+
+
 def case_list():
     db, _ = make("a")
     j = run_json("list", db)
@@ -86,7 +96,8 @@ def case_list():
 
 def case_top():
     db, exp = make("a")
-    j = run_json("top", db)
+    exit_db = at_exit(db)
+    j = run_json("top", exit_db)
     rows = j["rows"]
     check([r["name"] for r in rows[:5]] == list(INUSE_A), f"order {[r['name'] for r in rows]}")
     check(flat(rows) == INUSE_A, f"figures {flat(rows)}")
@@ -95,16 +106,16 @@ def case_top():
         if r["name"] in ("main", "scenario"):
             check(r["cum"]["inuse_bytes"] == 2928 - 1400, f"cum of {r['name']}")
     # alloc-bytes: the 1 MiB block first, then the temporaries
-    j = run_json("top", db, "--sort", "alloc-bytes", "-n", "2")
+    j = run_json("top", exit_db, "--sort", "alloc-bytes", "-n", "2")
     check([(r["name"], r["flat"]["alloc_bytes"]) for r in j["rows"]] ==
           [("big_gamma", 1 << 20), ("temp_beta", 20000)], "alloc-bytes order")
-    j = run_json("top", db, "--sort", "alloc-objects", "-n", "0")
+    j = run_json("top", exit_db, "--sort", "alloc-objects", "-n", "0")
     check(flat(j["rows"], "alloc_objects")["temp_beta"] == 20, "alloc-objects")
     # recursion counts once in cum
-    j = run_json("top", db, "-n", "0")
+    j = run_json("top", exit_db, "-n", "0")
     z = [r for r in j["rows"] if r["name"] == "recurse_zeta"][0]
     check(z["cum"]["inuse_bytes"] == 64, "recursion counted once")
-    text = run("top", db, "-n", "3").stdout
+    text = run("top", exit_db, "-n", "3").stdout
     check(re.search(r"1\.37 KiB\s+47\.81%\s+47\.81%\s+1\.37 KiB\s+47\.81%\s+thread_epsilon", text),
           text)
     check("showing 3 of" in text, text)
@@ -124,7 +135,7 @@ def case_top_lines():
 
 def case_top_stack():
     db, exp = make("a")
-    rows = run_json("top", db, "--by", "stack", "-n", "0")["rows"]
+    rows = run_json("top", at_exit(db), "--by", "stack", "-n", "0")["rows"]
     by = {r["stack"][0]["function"]: r for r in rows}
     inl = [(f["function"], f["line"]) for f in by["inlined_helper"]["stack"][:3]]
     s = exp["sites"]
@@ -140,10 +151,10 @@ def case_top_stack():
 
 def case_top_thread():
     db, _ = make("a")
-    rows = run_json("top", db, "--by", "thread", "--sort", "alloc-bytes")["rows"]
+    rows = run_json("top", at_exit(db), "--by", "thread", "--sort", "alloc-bytes")["rows"]
     names = {r["thread_name"]: r["flat"]["alloc_bytes"] for r in rows}
     check(names == {"mkprofile": sum(ALLOC_A.values()) - 1400, "worker": 1400}, str(names))
-    text = run("top", db, "--by", "thread").stdout
+    text = run("top", at_exit(db), "--by", "thread").stdout
     check(re.search(r"thread \d+ \(worker\)", text), text)
 
 
@@ -167,12 +178,12 @@ def case_top_dumps():
 def case_diff():
     a, _ = make("a")
     b, _ = make("b", "--variant", "b")
-    j = run_json("diff", a, b)
+    j = run_json("diff", at_exit(a), at_exit(b))
     ch = [(r["name"], r["change"]["inuse_bytes"]) for r in j["rows"]]
     check(ch == [("leak_alpha", 2000), ("only_in_b", 1024), ("thread_epsilon", -1000)], str(ch))
     check(j["total"]["base"]["inuse_bytes"] == 2928 and
           j["total"]["new"]["inuse_bytes"] == 2928 + 2000 + 1024 - 1000, "totals")
-    text = run("diff", a, b).stdout
+    text = run("diff", at_exit(a), at_exit(b)).stdout
     check(re.search(r"\+1\.95 KiB\s+\+200\.00%\s+1000 B\s+2\.93 KiB\s+leak_alpha", text), text)
     check(re.search(r"-1000 B\s+-71\.43%\s+1\.37 KiB\s+400 B\s+thread_epsilon", text), text)
     # two dumps of one file, both spellings
@@ -223,7 +234,7 @@ def case_stats():
 
 def case_flamegraph():
     db, _ = make("a")
-    folded = run("flamegraph", db, "--folded").stdout.splitlines()
+    folded = run("flamegraph", at_exit(db), "--folded").stdout.splitlines()
     check("_start;__libc_start_main_impl;__libc_start_call_main;main;scenario;phase1;"
           "leak_alpha 1000" in folded, "\n".join(folded))
     check(any(l.endswith("outer_delta;inlined_helper 320") for l in folded), "inline frames")
@@ -239,8 +250,13 @@ def case_flamegraph():
     check(any(t.startswith("all — 1.02 MiB (100.00%)") for t in titles), "root frame")
     data = open(svg).read()
     check(not re.search(r"(href|src)\s*=", data), "no external resources")
-    check(run("flamegraph", db).returncode == 0 and os.path.exists(db[:-3] + ".svg"),
-          "default output FILE.svg")
+    # the default output names the dump: the peak's (dump 1, the most in use) and the exit's
+    # do not overwrite each other
+    check(run("flamegraph", db).returncode == 0 and os.path.exists(db[:-3] + ".dump1.svg"),
+          "default output FILE.dump1.svg")
+    exit_id = at_exit(db).rsplit("@", 1)[1]
+    check(run("flamegraph", at_exit(db)).returncode == 0 and
+          os.path.exists(db[:-3] + f".dump{exit_id}.svg"), "default output of the exit dump")
 
 
 PB_WIRE = {0: "varint", 2: "bytes"}
@@ -285,7 +301,7 @@ def packed(b):
 def case_pprof():
     db, exp = make("a")
     out = os.path.join(TMP, "a.pb.gz")
-    run("pprof", db, "-o", out)
+    run("pprof", at_exit(db), "-o", out)
     prof = pb_fields(gzip.open(out).read())
     strs = [v.decode() for f, v in prof if f == 6]
     check(strs[0] == "", "string_table[0]")
@@ -318,7 +334,7 @@ def case_pprof_go():
         sys.exit(77)
     db, _ = make("a")
     out = os.path.join(TMP, "a.pb.gz")
-    run("pprof", db, "-o", out)
+    run("pprof", at_exit(db), "-o", out)
     env = dict(os.environ, HOME=TMP, GOCACHE=os.path.join(TMP, "gocache"), PPROF_BINARY_PATH=TMP,
                GOFLAGS="-mod=mod")
     p = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=inuse_space", out],
@@ -378,7 +394,8 @@ def case_readonly():
     if os.geteuid() == 0:  # root writes anyway: run as nobody
         kw = {"user": "nobody"}
     try:
-        p = subprocess.run([ARGS.allocprof, "top", rdb, "--format", "json"], capture_output=True,
+        p = subprocess.run([ARGS.allocprof, "top", at_exit(rdb), "--format", "json"],
+                           capture_output=True,
                            text=True, **kw)
     except (PermissionError, KeyError, OSError) as e:
         print(f"cannot run as another user ({e}): skipped")
@@ -543,6 +560,25 @@ def case_run_summary():
     check(p.stderr == "", f"-q: {p.stderr!r}")
     p = run("run", "--rate", "0", "-o", os.path.join(TMP, "none.db"), "--", "true")
     check(p.stderr == "", f"no profile: {p.stderr!r}")
+
+
+def case_default_peak():
+    """a program that frees all at exit: reports on in-use figures default to the dump with
+    the most in use and say why; alloc figures and leaks keep the last dump"""
+    db, _ = make("a")
+    j = run_json("top", db)
+    check(j["dump"]["id"] == 1 and j["total"]["inuse_bytes"] > 1 << 20, str(j["dump"]))
+    check("the one with the most in use" in j["dump_choice"] and "holds 2.86 KiB" in
+          j["dump_choice"], j["dump_choice"])
+    text = run("top", db, "-n", "1").stdout
+    check("(dump 1: the one with the most in use (1.02 MiB); the last, dump 4 (exit), holds "
+          "2.86 KiB; -d ID chooses another)" in text.splitlines()[1], text)
+    j = run_json("top", db, "--sort", "alloc-bytes")
+    check(j["dump"]["reason"] == "exit" and "the process's last" in j["dump_choice"], str(j))
+    j = run_json("leaks", db)
+    check(j["dump"]["reason"] == "exit", str(j["dump"]))
+    j = run_json("top", at_exit(db))
+    check("dump_choice" not in j, "an explicit dump needs no reason")
 
 
 def case_symcheck():
