@@ -94,6 +94,7 @@ static void print_text(const ap_report *r, side s[2], const ap_opts *o, size_t n
                                           ap_fmt_metric(m, vb, false, b[2]),
                                           ap_fmt_metric(m, vn, false, b[3]), label});
         free(label);
+        ap_table_stack_rows(&t, r, row);
     }
     ap_table_print(&t, stdout, "");
     ap_table_free(&t);

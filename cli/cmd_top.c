@@ -47,13 +47,7 @@ static void text_row(ap_table *t, const ap_report *r, const ap_row *row, const a
                                      ap_fmt_percent((double)row->cum[0][m], (double)total, c[4]),
                                      label});
     free(label);
-    for (uint32_t i = 1; r->by == AP_BY_STACK && i < row->nsym; i++) {
-        char *l = ap_line_label(row->sym[i]);
-        char *ind = ap_xasprintf("    %s", l);
-        ap_table_row(t, (const char *[]){"", "", "", "", "", ind});
-        free(ind);
-        free(l);
-    }
+    ap_table_stack_rows(t, r, row);
 }
 
 static void print_text(const ap_report *r, const ap_profile *p, const ap_opts *o, size_t n)

@@ -328,3 +328,17 @@ void ap_print_profile_head(FILE *out, const ap_profile *p)
         fprintf(out, "(%s)\n", why);
     free(why);
 }
+void ap_table_stack_rows(ap_table *t, const ap_report *r, const ap_row *row)
+{
+    const char *cells[16] = {0};
+    for (uint32_t i = 1; r->by == AP_BY_STACK && i < row->nsym; i++) {
+        char *l = ap_line_label(row->sym[i]);
+        char *ind = ap_xasprintf("    %s", l);
+        for (size_t c = 0; c + 1 < t->cols && c < 15; c++)
+            cells[c] = "";
+        cells[t->cols - 1] = ind;
+        ap_table_row(t, cells);
+        free(ind);
+        free(l);
+    }
+}

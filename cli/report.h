@@ -57,6 +57,10 @@ void ap_report_free(ap_report *r);
 /* "name", "name file.c:12", "tid 123 (name)", or the innermost frame of a
  * stack; full paths when full_path. Returns a malloc'ed string. */
 char *ap_row_label(const ap_report *r, const ap_row *row, const ap_file *f, bool full_path);
+/* --by stack: the row's frames after the first, one indented row each, under
+ * the row (its label is the first); the other cells empty. top and diff. */
+struct ap_table;
+void ap_table_stack_rows(struct ap_table *t, const ap_report *r, const ap_row *row);
 /* One symbolic frame as "name file.c:12" (basename) into a malloc'ed string. */
 char *ap_line_label(const ap_line *l);
 

@@ -186,6 +186,10 @@ def case_diff():
     text = run("diff", at_exit(a), at_exit(b)).stdout
     check(re.search(r"\+1\.95 KiB\s+\+200\.00%\s+1000 B\s+2\.93 KiB\s+leak_alpha", text), text)
     check(re.search(r"-1000 B\s+-71\.43%\s+1\.37 KiB\s+400 B\s+thread_epsilon", text), text)
+    # --by stack prints the whole stack under each row, as top does
+    text = run("diff", at_exit(a), at_exit(b), "--by", "stack", "-n", "1").stdout
+    check(re.search(r"leak_alpha [^\n]*\n\s+phase1 [^\n]*\n\s+scenario [^\n]*\n\s+main ", text),
+          text)
     # two dumps of one file, both spellings
     d = run_json("list", a)["processes"][0]["dumps"]
     j1 = run_json("diff", f"{a}@{d[0]['id']}", f"{a}@{d[2]['id']}", "-n", "2")
