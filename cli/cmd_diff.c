@@ -7,7 +7,13 @@
  * at the top; rows that did not change are left out. Both sides are
  * symbolized by one symbolizer, so the same function in two builds of a
  * program (different addresses) is one row.
+ *
+ * Sampled figures carry a sampling error (ap_sampling_error): a change
+ * smaller than twice the error of the difference is marked "~" and listed
+ * after the changes that are not, so noise is shown but never ranked as
+ * growth. Profiles taken at different rates get a warning.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +29,15 @@ static const char help[] =
     "\n"
     "Compares two profiles: BASE and NEW are files (their default dump: the last\n"
     "dump of the process that allocated the most) or FILE@ID for a dump id of 'allocprof list'.\n"
-    "Rows are sorted by the absolute change; growth (+) and shrink (-) both show.\n"
+    "Rows are sorted by the absolute change; growth (+) and shrink (-) both show;\n"
+    "changes within the sampling error are marked ~ and come last.\n"
     "\n"
     "  --sort METRIC      inuse-bytes (default), inuse-objects, alloc-bytes, alloc-objects\n"
     "  --by KEY           function (default), line, stack, thread\n"
     "  -n, --nodes N      show N rows (default 20, 0: all)\n"
     "  --cum              compare cumulative values instead of flat ones\n"
-    "  -p, --process ID   the process row in both files (default: the first)\n"
+    "  -p, --process ID   the process row in both files (default: the one that\n"
+    "                     allocated the most)\n"
     "  --base-dump ID     the base dump, with a single FILE\n"
     "  -d, --dump ID      the new dump, with a single FILE\n"
     "  --format text|json output format (--json is short for json)\n"
@@ -60,6 +68,45 @@ static int64_t value(const ap_row *row, int side, const ap_opts *o)
     return (o->cum ? row->cum : row->flat)[side][o->metric];
 }
 
+/* Twice the standard error of a row's change (0 with --rate 1 on both sides). */
+static double change_error(const ap_row *row, const side s[2], const ap_opts *o)
+{
+    double e0 = ap_sampling_error((o->cum ? row->cum : row->flat)[0], o->metric, s[0].p.proc->rate);
+    double e1 = ap_sampling_error((o->cum ? row->cum : row->flat)[1], o->metric, s[1].p.proc->rate);
+    return 2 * sqrt(e0 * e0 + e1 * e1);
+}
+
+static bool within_error(const ap_row *row, const side s[2], const ap_opts *o)
+{
+    double d = (double)(value(row, 1, o) - value(row, 0, o));
+    return fabs(d) < change_error(row, s, o);
+}
+
+/* The changed rows (sorted by |change|) with those within the sampling error
+ * moved after the others, each group keeping its order. */
+static void noise_last(ap_report *r, size_t changed, const side s[2], const ap_opts *o)
+{
+    ap_row *tmp = ap_xcalloc(changed ? changed : 1, sizeof *tmp);
+    size_t k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < changed; i++)
+            if (within_error(&r->rows[i], s, o) == (pass == 1))
+                tmp[k++] = r->rows[i];
+    memcpy(r->rows, tmp, changed * sizeof *tmp);
+    free(tmp);
+}
+
+static void rate_warning(FILE *out, const side s[2], const char *prefix)
+{
+    char a[AP_FMT_LEN], b[AP_FMT_LEN];
+    if (s[0].p.proc->rate != s[1].p.proc->rate)
+        fprintf(out,
+                "%sbase sampled one per %s, new one per %s: their estimates differ in "
+                "precision, compare with care",
+                prefix, ap_fmt_bytes(s[0].p.proc->rate, false, a),
+                ap_fmt_bytes(s[1].p.proc->rate, false, b));
+}
+
 static const char *signed_percent(int64_t change, int64_t base, char *buf)
 {
     ap_fmt_percent((double)change, (double)base, buf + 1);
@@ -82,16 +129,32 @@ static void print_text(const ap_report *r, side s[2], const ap_opts *o, size_t n
            o->cum ? " (cum)" : "", ap_fmt_metric(m, tb, false, b[0]),
            ap_fmt_metric(m, tn, false, b[1]), ap_fmt_metric(m, tn - tb, true, b[2]),
            tb ? signed_percent(tn - tb, tb, b[3]) : "new");
+    for (int k = 0; k < 2; k++) {
+        char *note = ap_estimate_note(&s[k].p);
+        printf("(%s: %s)\n", k ? "new" : "base", note);
+        free(note);
+    }
+    rate_warning(stdout, s, "warning: ");
+    if (s[0].p.proc->rate != s[1].p.proc->rate)
+        putchar('\n');
+    bool sampled = s[0].p.proc->rate > 1 || s[1].p.proc->rate > 1;
+    if (sampled)
+        printf("(~: a change within twice its sampling error, listed after the others)\n");
     ap_table t;
-    ap_table_init(&t, 5);
-    ap_table_row(&t, (const char *[]){"change", "change%", "base", "new", ap_by_names[o->by]});
+    ap_table_init(&t, 6);
+    ap_table_row(&t,
+                 (const char *[]){"change", "change%", "error", "base", "new", ap_by_names[o->by]});
     for (size_t i = 0; i < n; i++) {
         const ap_row *row = &r->rows[i];
         int64_t vb = value(row, 0, o), vn = value(row, 1, o);
         char *label = ap_row_label(r, row, s[1].f, false);
-        ap_table_row(&t, (const char *[]){ap_fmt_metric(m, vn - vb, true, b[0]),
-                                          vb ? signed_percent(vn - vb, vb, b[1]) : "new",
-                                          ap_fmt_metric(m, vb, false, b[2]),
+        char ch[AP_FMT_LEN + 2], err[AP_FMT_LEN + 2];
+        snprintf(ch, sizeof ch, "%s%s", within_error(row, s, o) ? "~" : "",
+                 ap_fmt_metric(m, vn - vb, true, b[0]));
+        snprintf(err, sizeof err, "±%s",
+                 ap_fmt_metric(m, (int64_t)llround(change_error(row, s, o)), false, b[2]));
+        ap_table_row(&t, (const char *[]){ch, vb ? signed_percent(vn - vb, vb, b[1]) : "new",
+                                          sampled ? err : "-", ap_fmt_metric(m, vb, false, b[2]),
                                           ap_fmt_metric(m, vn, false, b[3]), label});
         free(label);
         ap_table_stack_rows(&t, r, row);
@@ -118,7 +181,17 @@ static void print_json(const ap_report *r, side s[2], const ap_opts *o, size_t n
     ap_json_metrics(stdout, r->total[0]);
     fputs(", \"new\": ", stdout);
     ap_json_metrics(stdout, r->total[1]);
-    printf("}, \"nrows\": %zu, \"rows\": [", n);
+    fputs("}, \"warnings\": [", stdout);
+    if (s[0].p.proc->rate != s[1].p.proc->rate) {
+        char *w = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&w, &len);
+        rate_warning(m, s, "");
+        fclose(m);
+        ap_json_str(stdout, w);
+        free(w);
+    }
+    printf("], \"nrows\": %zu, \"rows\": [", n);
     for (size_t i = 0; i < n; i++) {
         const ap_row *row = &r->rows[i];
         const int64_t(*v)[AP_NMETRICS] = o->cum ? row->cum : row->flat;
@@ -133,7 +206,9 @@ static void print_json(const ap_report *r, side s[2], const ap_opts *o, size_t n
         ap_json_metrics(stdout, v[1]);
         fputs(", \"change\": ", stdout);
         ap_json_metrics(stdout, d);
-        fputs("}", stdout);
+        printf(", \"error\": %lld, \"within_error\": %s}",
+               (long long)llround(change_error(row, s, o)),
+               within_error(row, s, o) ? "true" : "false");
     }
     fputs("]}\n", stdout);
 }
@@ -167,6 +242,7 @@ int ap_cmd_diff(int argc, char **argv)
     while (changed < rep.nrows &&
            value(&rep.rows[changed], 0, &o) != value(&rep.rows[changed], 1, &o))
         changed++; /* sorted by |change|: the unchanged rows come last */
+    noise_last(&rep, changed, s, &o);
     size_t n = o.n < 0 ? 20 : (size_t)o.n;
     if (n == 0 || n > changed)
         n = changed;

@@ -43,9 +43,12 @@ static int write_output(const ap_opts *o, const ap_profile *p, const char *path)
     if (o->folded) {
         ap_flame_folded(out, p, o->metric);
     } else {
-        char *title = ap_xasprintf("%s — %s, dump %lld (%s) of %s", ap_metric_names[o->metric],
-                                   ap_basename(p->file->path), (long long)p->dump->id,
-                                   p->dump->reason, p->proc->exe ? ap_basename(p->proc->exe) : "?");
+        char *note = ap_estimate_note(p);
+        char *title =
+            ap_xasprintf("%s — %s, dump %lld (%s) of %s — %s", ap_metric_names[o->metric],
+                         ap_basename(p->file->path), (long long)p->dump->id, p->dump->reason,
+                         p->proc->exe ? ap_basename(p->proc->exe) : "?", note);
+        free(note);
         ap_flame_svg(out, p, o->metric, title);
         free(title);
     }

@@ -59,6 +59,9 @@ static void print_text(const ap_report *r, const ap_profile *p, const ap_opts *o
     printf("%s by %s: total %s; showing %zu of %zu rows%s\n", ap_metric_names[m],
            ap_by_names[o->by], ap_fmt_metric(m, total, false, b), n, r->nrows,
            o->cum ? ", sorted by cum" : "");
+    char *note = ap_estimate_note(p);
+    printf("(%s)\n", note);
+    free(note);
     ap_table t;
     ap_table_init(&t, 6);
     ap_table_row(&t, (const char *[]){"flat", "flat%", "sum%", "cum", "cum%", ap_by_names[o->by]});
@@ -76,6 +79,7 @@ static void print_json(const ap_report *r, const ap_profile *p, const ap_opts *o
     printf(", \"sort\": \"%s\", \"by\": \"%s\", \"cum\": %s, \"total\": ",
            ap_metric_names[o->metric], ap_by_names[o->by], o->cum ? "true" : "false");
     ap_json_metrics(stdout, r->total[0]);
+    ap_json_estimate(stdout, p);
     printf(", \"nrows\": %zu, \"rows\": [", r->nrows);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n  {" : "\n  {", stdout);

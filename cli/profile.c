@@ -375,6 +375,20 @@ size_t ap_processes_with_dumps(const ap_file *f)
     return n;
 }
 
+int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(f->db, "SELECT inuse_bytes FROM alloc_stats WHERE dump_id = ?1", -1, &s,
+                           NULL) != SQLITE_OK)
+        return 0; /* an old file without the table */
+    sqlite3_bind_int64(s, 1, dump_id);
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    if (found)
+        *out = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return found;
+}
+
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id)
 {
     return last_dump(f, process_id, "exit");

@@ -127,6 +127,9 @@ const ap_dump *ap_select_dump(ap_file *f, int64_t process_id, int64_t dump_id, b
  * nothing); the first row when none has a dump. */
 int64_t ap_default_process(const ap_file *f);
 size_t ap_processes_with_dumps(const ap_file *f);
+/* The allocator's exact in-use bytes at a dump (alloc_stats): 1 and *out,
+ * or 0 when the dump has none. */
+int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out);
 /* The last dump with reason 'exit' of the process (NULL when none). */
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id);
 const ap_process *ap_find_process(const ap_file *f, int64_t process_id);

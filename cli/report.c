@@ -4,6 +4,7 @@
  */
 #include "report.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -341,4 +342,44 @@ void ap_table_stack_rows(ap_table *t, const ap_report *r, const ap_row *row)
         free(ind);
         free(l);
     }
+}
+
+double ap_sampling_error(const int64_t v[AP_NMETRICS], int metric, int64_t rate)
+{
+    if (rate <= 1)
+        return 0;
+    int bytes_metric = metric == AP_INUSE_OBJECTS   ? AP_INUSE_BYTES
+                       : metric == AP_ALLOC_OBJECTS ? AP_ALLOC_BYTES
+                                                    : metric;
+    double b = v[bytes_metric] > 0 ? (double)v[bytes_metric] : 0;
+    double se = sqrt(b * (double)rate);
+    if (bytes_metric == metric)
+        return se;
+    return b > 0 ? (double)v[metric] * se / b : 0;
+}
+
+char *ap_estimate_note(const ap_profile *p)
+{
+    char r[AP_FMT_LEN], e[AP_FMT_LEN];
+    int64_t exact;
+    int have = ap_dump_exact_inuse(p->file, p->dump->id, &exact);
+    if (p->proc->rate <= 1)
+        return ap_xasprintf("exact: every allocation recorded, %lld samples%s%s",
+                            (long long)p->dump->samples, have ? "; the allocator counts " : "",
+                            have ? ap_fmt_bytes(exact, false, e) : "");
+    return ap_xasprintf("estimated from samples, one per %s allocated on average (%lld so far)"
+                        "%s%s%s",
+                        ap_fmt_bytes(p->proc->rate, false, r), (long long)p->dump->samples,
+                        have ? "; the allocator counts " : "",
+                        have ? ap_fmt_bytes(exact, false, e) : "", have ? " in use, exactly" : "");
+}
+
+void ap_json_estimate(FILE *out, const ap_profile *p)
+{
+    int64_t exact;
+    fprintf(out, ", \"samples\": %lld, \"exact_inuse_bytes\": ", (long long)p->dump->samples);
+    if (ap_dump_exact_inuse(p->file, p->dump->id, &exact))
+        fprintf(out, "%lld", (long long)exact);
+    else
+        fputs("null", out);
 }

@@ -96,6 +96,19 @@ int ap_parse_opts(int argc, char **argv, unsigned allowed, int min_files, int ma
                   const char *help, ap_opts *o);
 
 extern const char *const ap_metric_names[AP_NMETRICS];
+
+/* The standard error of a sampled estimate (docs/sampling.md): a byte figure
+ * B estimated from samples one per `rate` bytes on average has a variance of
+ * about B x rate (each sample stands for about `rate` bytes), so an error of
+ * sqrt(B x rate); an object count shares its bytes' relative error. 0 at
+ * rate 1 (every allocation recorded). v: the row's four metrics. */
+double ap_sampling_error(const int64_t v[AP_NMETRICS], int metric, int64_t rate);
+/* One line for a report's totals: how many samples at what rate, and the
+ * allocator's exact in-use bytes beside the estimate when the dump has
+ * them. malloc'd. */
+char *ap_estimate_note(const ap_profile *p);
+/* The same in JSON: , "samples": N, "exact_inuse_bytes": X|null */
+void ap_json_estimate(FILE *out, const ap_profile *p);
 extern const char *const ap_by_names[4];
 
 /* Whether a metric counts bytes (else objects). */

@@ -184,8 +184,8 @@ def case_diff():
     check(j["total"]["base"]["inuse_bytes"] == 2928 and
           j["total"]["new"]["inuse_bytes"] == 2928 + 2000 + 1024 - 1000, "totals")
     text = run("diff", at_exit(a), at_exit(b)).stdout
-    check(re.search(r"\+1\.95 KiB\s+\+200\.00%\s+1000 B\s+2\.93 KiB\s+leak_alpha", text), text)
-    check(re.search(r"-1000 B\s+-71\.43%\s+1\.37 KiB\s+400 B\s+thread_epsilon", text), text)
+    check(re.search(r"\+1\.95 KiB\s+\+200\.00%\s+\S+\s+1000 B\s+2\.93 KiB\s+leak_alpha", text), text)
+    check(re.search(r"-1000 B\s+-71\.43%\s+\S+\s+1\.37 KiB\s+400 B\s+thread_epsilon", text), text)
     # --by stack prints the whole stack under each row, as top does
     text = run("diff", at_exit(a), at_exit(b), "--by", "stack", "-n", "1").stdout
     check(re.search(r"leak_alpha [^\n]*\n\s+phase1 [^\n]*\n\s+scenario [^\n]*\n\s+main ", text),
@@ -583,6 +583,39 @@ def case_default_peak():
     check(j["dump"]["reason"] == "exit", str(j["dump"]))
     j = run_json("top", at_exit(db))
     check("dump_choice" not in j, "an explicit dump needs no reason")
+
+
+def case_sampling_error():
+    """reports say how many samples stand behind their totals and give the allocator's exact
+    in-use beside the estimate; diff warns when the rates differ and marks changes within
+    their sampling error with ~, after the others"""
+    a, _ = make("a")
+    b, _ = make("b", "--variant", "b")
+    j = run_json("top", at_exit(a))
+    check(j["samples"] > 0 and j["exact_inuse_bytes"] == 2928, str(j))
+    text = run("top", at_exit(a)).stdout
+    check("(exact: every allocation recorded" in text and "the allocator counts 2.86 KiB" in text,
+          text)
+    sampled = os.path.join(TMP, "b-sampled.db")
+    shutil.copy(b, sampled)
+    con = sqlite3.connect(sampled)
+    con.execute("UPDATE process SET rate = 65536")
+    con.commit()
+    con.close()
+    text = run("top", at_exit(sampled)).stdout
+    check(re.search(r"\(estimated from samples, one per 64\.0 KiB allocated on average \(\d+ so "
+                    r"far\); the allocator counts [\d.]+ KiB in use, exactly\)", text), text)
+    j = run_json("diff", at_exit(a), at_exit(sampled))
+    check(len(j["warnings"]) == 1 and "differ in precision" in j["warnings"][0], str(j["warnings"]))
+    rows = {r["name"]: r for r in j["rows"]}
+    # +2000 B against an error of 2 sqrt(3000 x 64 KiB) = 27.4 KiB (the base is exact): noise
+    check(rows["leak_alpha"]["within_error"] and rows["leak_alpha"]["error"] == 28043, str(rows))
+    text = run("diff", at_exit(a), at_exit(sampled)).stdout
+    check("warning: base sampled one per 1 B, new one per 64.0 KiB" in text, text)
+    check(re.search(r"~\+1\.95 KiB\s+\+200\.00%\s+±[\d.]+ KiB\s+1000 B\s+2\.93 KiB\s+leak_alpha",
+                    text), text)
+    j = run_json("diff", at_exit(a), at_exit(b))  # both exact: nothing is noise
+    check(j["warnings"] == [] and not any(r["within_error"] for r in j["rows"]), str(j))
 
 
 def case_symcheck():
