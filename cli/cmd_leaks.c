@@ -4,14 +4,24 @@
  * the full symbolized stack, largest first, like heaptrack_print's leak
  * report. A process without an exit dump (killed, or still running) gets a
  * warning and its last dump instead.
+ *
+ * What it cannot see, it says: at a sampling rate the figures are estimates
+ * and a leak of S bytes in all is seen with probability 1 - e^(-S/rate), so
+ * the report gives the sizes seen half and a tenth of the time and how to
+ * get exact figures (--rate 1). Leaks every program has (the loader's,
+ * libc's caches) and those the program names (__lsan_default_suppressions,
+ * --suppressions FILE: suppress.c) are left out and counted as suppressed.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "cli.h"
 #include "format.h"
 #include "report.h"
+#include "suppress.h"
 
 static const char help[] =
     "usage: allocprof leaks FILE[@DUMP] [-p PROCESS] [-d DUMP] [-n N] [--min SIZE]\n"
@@ -24,6 +34,10 @@ static const char help[] =
     "  -d, --dump ID      another dump instead of the exit dump (also FILE@ID)\n"
     "  -n, --nodes N      show N stacks (default: all)\n"
     "  --min SIZE         hide stacks holding less than SIZE bytes (e.g. 4K, 1M)\n"
+    "  --suppressions FILE  LeakSanitizer suppressions (leak:PATTERN lines), repeatable;\n"
+    "                     with the built-in ones (the loader's, libc's caches) and the\n"
+    "                     program's __lsan_default_suppressions\n"
+    "  --no-suppress      show every stack, suppress none\n"
     "  --format text|json output format (--json is short for json)\n"
     "  -h, --help         this text\n";
 
@@ -52,24 +66,50 @@ static int64_t choose_dump(const char *spec, const ap_opts *o)
     return id;
 }
 
-static void print_text(const ap_report *r, const ap_profile *p, size_t n)
+typedef struct leak_totals {
+    int64_t bytes, objects; /* the stacks reported */
+    size_t sup_stacks;      /* suppressed */
+    int64_t sup_bytes, sup_objects;
+} leak_totals;
+
+/* What a sampled report cannot see: 0, or one malloc'd line. */
+static char *sampling_caveat(const ap_profile *p)
+{
+    if (p->proc->rate <= 1)
+        return NULL;
+    char a[AP_FMT_LEN], b[AP_FMT_LEN];
+    double r = (double)p->proc->rate;
+    return ap_xasprintf("a leak of S bytes in all is seen with probability 1 - e^(-S/rate): half "
+                        "the time at %s, a tenth at %s; smaller leaks may be missed. Run with "
+                        "--rate 1 for exact figures",
+                        ap_fmt_bytes((int64_t)(r * log(2.0)), false, a),
+                        ap_fmt_bytes((int64_t)(r * -log(0.9)), false, b));
+}
+
+static void print_text(const ap_report *r, const ap_profile *p, size_t n, const leak_totals *lt,
+                       const ap_supp *sup)
 {
     char b[6][AP_FMT_LEN];
     const int64_t *t = r->total[0];
     ap_print_profile_head(stdout, p);
     printf("%s: %s in %s objects from %zu call stack%s (allocated in all: %s in %s objects)\n",
            strcmp(p->dump->reason, "exit") ? "In use" : "Still in use at exit",
-           ap_fmt_bytes(t[AP_INUSE_BYTES], false, b[0]),
-           ap_fmt_count(t[AP_INUSE_OBJECTS], false, b[1]), r->nrows, r->nrows == 1 ? "" : "s",
-           ap_fmt_bytes(t[AP_ALLOC_BYTES], false, b[2]),
+           ap_fmt_bytes(lt->bytes, false, b[0]), ap_fmt_count(lt->objects, false, b[1]), r->nrows,
+           r->nrows == 1 ? "" : "s", ap_fmt_bytes(t[AP_ALLOC_BYTES], false, b[2]),
            ap_fmt_count(t[AP_ALLOC_OBJECTS], false, b[3]));
+    char *note = ap_estimate_note(p), *caveat = sampling_caveat(p);
+    printf("(%s)\n", note);
+    if (caveat)
+        printf("(%s)\n", caveat);
+    free(note);
+    free(caveat);
     for (size_t i = 0; i < n; i++) {
         const ap_row *row = &r->rows[i];
         const int64_t *v = row->flat[0];
         printf("\n#%zu  %s in %s objects (%s), allocated %s in %s objects\n", i + 1,
                ap_fmt_bytes(v[AP_INUSE_BYTES], false, b[0]),
                ap_fmt_count(v[AP_INUSE_OBJECTS], false, b[1]),
-               ap_fmt_percent((double)v[AP_INUSE_BYTES], (double)t[AP_INUSE_BYTES], b[2]),
+               ap_fmt_percent((double)v[AP_INUSE_BYTES], (double)lt->bytes, b[2]),
                ap_fmt_bytes(v[AP_ALLOC_BYTES], false, b[3]),
                ap_fmt_count(v[AP_ALLOC_OBJECTS], false, b[4]));
         for (uint32_t k = 0; k < row->nsym; k++) {
@@ -80,15 +120,47 @@ static void print_text(const ap_report *r, const ap_profile *p, size_t n)
     }
     if (n < r->nrows)
         printf("\n(%zu more stacks; -n 0 shows all)\n", r->nrows - n);
+    if (lt->sup_stacks) {
+        printf("\nSuppressed: %s in %s objects from %zu call stack%s (--no-suppress shows "
+               "them):\n",
+               ap_fmt_bytes(lt->sup_bytes, false, b[0]), ap_fmt_count(lt->sup_objects, false, b[1]),
+               lt->sup_stacks, lt->sup_stacks == 1 ? "" : "s");
+        for (size_t i = 0; i < sup->n; i++)
+            if (sup->rules[i].stacks)
+                printf("  leak:%s (%s): %s in %s objects, %zu stack%s\n", sup->rules[i].pattern,
+                       sup->rules[i].origin, ap_fmt_bytes(sup->rules[i].bytes, false, b[0]),
+                       ap_fmt_count(sup->rules[i].objects, false, b[1]), sup->rules[i].stacks,
+                       sup->rules[i].stacks == 1 ? "" : "s");
+    }
 }
 
-static void print_json(const ap_report *r, const ap_profile *p, size_t n)
+static void print_json(const ap_report *r, const ap_profile *p, size_t n, const leak_totals *lt,
+                       const ap_supp *sup)
 {
     fputs("{", stdout);
     ap_json_profile_head(stdout, p);
     fputs(", \"total\": ", stdout);
     ap_json_metrics(stdout, r->total[0]);
-    printf(", \"nstacks\": %zu, \"leaks\": [", r->nrows);
+    ap_json_estimate(stdout, p);
+    printf(", \"leaked\": {\"inuse_bytes\": %lld, \"inuse_objects\": %lld}, \"caveat\": ",
+           (long long)lt->bytes, (long long)lt->objects);
+    char *caveat = sampling_caveat(p);
+    caveat ? ap_json_str(stdout, caveat) : (void)fputs("null", stdout);
+    free(caveat);
+    fputs(", \"suppressed\": [", stdout);
+    int k = 0;
+    for (size_t i = 0; i < sup->n; i++) {
+        const ap_supp_rule *s = &sup->rules[i];
+        if (!s->stacks)
+            continue;
+        fputs(k++ ? ", {\"pattern\": " : "{\"pattern\": ", stdout);
+        ap_json_str(stdout, s->pattern);
+        fputs(", \"origin\": ", stdout);
+        ap_json_str(stdout, s->origin);
+        printf(", \"stacks\": %zu, \"inuse_bytes\": %lld, \"inuse_objects\": %lld}", s->stacks,
+               (long long)s->bytes, (long long)s->objects);
+    }
+    printf("], \"nstacks\": %zu, \"leaks\": [", r->nrows);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n  {\"stack\": " : "\n  {\"stack\": ", stdout);
         ap_json_frames(stdout, r->rows[i].sym, r->rows[i].nsym);
@@ -97,6 +169,46 @@ static void print_json(const ap_report *r, const ap_profile *p, size_t n)
         fputs("}", stdout);
     }
     fputs("]}\n", stdout);
+}
+
+/* The program's own __lsan_default_suppressions text, as the library stored it. */
+static char *program_suppressions(ap_file *f, int64_t process_id)
+{
+    sqlite3_stmt *s;
+    char *text = NULL;
+    if (sqlite3_prepare_v2(f->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL) !=
+        SQLITE_OK)
+        return NULL;
+    char key[64];
+    snprintf(key, sizeof key, "lsan_default_suppressions:%lld", (long long)process_id);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        text = ap_xstrdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    return text;
+}
+
+/* Drops the rows a suppression matches, counting them; totals what stays. */
+static void suppress(ap_report *r, ap_supp *sup, leak_totals *lt)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nrows; i++) {
+        const int64_t *v = r->rows[i].flat[0];
+        ap_supp_rule *rule = (ap_supp_rule *)ap_supp_find(sup, r->rows[i].sym, r->rows[i].nsym);
+        if (rule) {
+            rule->stacks++;
+            rule->bytes += v[AP_INUSE_BYTES];
+            rule->objects += v[AP_INUSE_OBJECTS];
+            lt->sup_stacks++;
+            lt->sup_bytes += v[AP_INUSE_BYTES];
+            lt->sup_objects += v[AP_INUSE_OBJECTS];
+            continue;
+        }
+        lt->bytes += v[AP_INUSE_BYTES];
+        lt->objects += v[AP_INUSE_OBJECTS];
+        r->rows[n++] = r->rows[i];
+    }
+    r->nrows = n;
 }
 
 /* Keeps the rows that still hold memory (and at least min bytes). */
@@ -115,7 +227,8 @@ static void keep_leaks(ap_report *r, uint64_t min)
 int ap_cmd_leaks(int argc, char **argv)
 {
     ap_opts o;
-    int r = ap_parse_opts(argc, argv, AP_OPT_SELECT | AP_OPT_N | AP_OPT_FORMAT | AP_OPT_MIN, 1, 1,
+    int r = ap_parse_opts(argc, argv,
+                          AP_OPT_SELECT | AP_OPT_N | AP_OPT_FORMAT | AP_OPT_MIN | AP_OPT_SUPP, 1, 1,
                           help, &o);
     if (r)
         return r > 0 ? 0 : 2;
@@ -134,14 +247,31 @@ int ap_cmd_leaks(int argc, char **argv)
     ap_report_add(&rep, &p, 0);
     ap_report_sort(&rep, AP_INUSE_BYTES, false, false);
     keep_leaks(&rep, o.min);
-    size_t n = o.n <= 0 || (size_t)o.n > rep.nrows ? rep.nrows : (size_t)o.n;
-    if (o.json)
-        print_json(&rep, &p, n);
-    else
-        print_text(&rep, &p, n);
+    ap_supp sup;
+    ap_supp_init(&sup);
+    char *prog = o.no_suppress ? NULL : program_suppressions(f, p.proc->id);
+    int bad = 0;
+    if (!o.no_suppress) {
+        bad |= ap_supp_add_text(&sup, ap_supp_builtin, "built-in");
+        if (prog)
+            bad |= ap_supp_add_text(&sup, prog, "the program's __lsan_default_suppressions");
+        for (int i = 0; i < o.nsupp && !bad; i++)
+            bad |= ap_supp_add_file(&sup, o.supp_files[i]);
+    }
+    leak_totals lt = {0};
+    if (!bad) {
+        suppress(&rep, &sup, &lt);
+        size_t n = o.n <= 0 || (size_t)o.n > rep.nrows ? rep.nrows : (size_t)o.n;
+        if (o.json)
+            print_json(&rep, &p, n, &lt, &sup);
+        else
+            print_text(&rep, &p, n, &lt, &sup);
+    }
+    ap_supp_free(&sup);
+    free(prog);
     ap_report_free(&rep);
     ap_profile_free(&p);
     ap_file_close(f);
     ap_sym_free(sym);
-    return 0;
+    return bad ? 2 : 0;
 }

@@ -18,7 +18,7 @@
 #include "format.h"
 #include "report.h"
 
-enum { O_SORT = 1000, O_BY, O_CUM, O_FORMAT, O_FOLDED, O_BASE, O_MIN, O_JSON };
+enum { O_SORT = 1000, O_BY, O_CUM, O_FORMAT, O_FOLDED, O_BASE, O_MIN, O_JSON, O_SUPP, O_NOSUPP };
 
 static const struct {
     struct option opt;
@@ -39,6 +39,8 @@ static const struct {
     {{"folded", no_argument, NULL, O_FOLDED}, 0, AP_OPT_FOLDED},
     {{"base-dump", required_argument, NULL, O_BASE}, 0, AP_OPT_BASE},
     {{"min", required_argument, NULL, O_MIN}, 0, AP_OPT_MIN},
+    {{"suppressions", required_argument, NULL, O_SUPP}, 0, AP_OPT_SUPP},
+    {{"no-suppress", no_argument, NULL, O_NOSUPP}, 0, AP_OPT_SUPP},
 };
 #define NTABLE (sizeof table / sizeof *table)
 
@@ -105,6 +107,16 @@ static int apply(const char *cmd, int c, const char *v, ap_opts *o)
         if (pick(cmd, "--format", v, formats, 2, &k) < 0)
             return -1;
         o->json = k == 1;
+        return 0;
+    case O_SUPP:
+        if (o->nsupp == (int)(sizeof o->supp_files / sizeof *o->supp_files)) {
+            ap_cli_error("%s: --suppressions: at most 8 files", cmd);
+            return -1;
+        }
+        o->supp_files[o->nsupp++] = v;
+        return 0;
+    case O_NOSUPP:
+        o->no_suppress = true;
         return 0;
     case O_MIN:
         if (!ap_parse_size(v, &o->min)) {

@@ -364,9 +364,9 @@ char *ap_estimate_note(const ap_profile *p)
     int64_t exact;
     int have = ap_dump_exact_inuse(p->file, p->dump->id, &exact);
     if (p->proc->rate <= 1)
-        return ap_xasprintf("exact: every allocation recorded, %lld samples%s%s",
+        return ap_xasprintf("exact: every allocation recorded, %lld samples%s%s%s",
                             (long long)p->dump->samples, have ? "; the allocator counts " : "",
-                            have ? ap_fmt_bytes(exact, false, e) : "");
+                            have ? ap_fmt_bytes(exact, false, e) : "", have ? " in use" : "");
     return ap_xasprintf("estimated from samples, one per %s allocated on average (%lld so far)"
                         "%s%s%s",
                         ap_fmt_bytes(p->proc->rate, false, r), (long long)p->dump->samples,

@@ -77,6 +77,7 @@ enum {
     AP_OPT_FOLDED = 1 << 7, /* --folded */
     AP_OPT_BASE = 1 << 8,   /* --base-dump */
     AP_OPT_MIN = 1 << 9,    /* --min SIZE */
+    AP_OPT_SUPP = 1 << 10,  /* --suppressions FILE (repeatable), --no-suppress */
 };
 
 typedef struct ap_opts {
@@ -88,6 +89,9 @@ typedef struct ap_opts {
     const char *out;
     uint64_t min;
     bool prefer_peak; /* the command reports in-use figures: see ap_select_dump */
+    const char *supp_files[8];
+    int nsupp;
+    bool no_suppress;
 } ap_opts;
 
 /* Parses argv (argv[0] is the subcommand name). Returns 0 to go on, 1 when

@@ -22,6 +22,7 @@
  * touching the program's file, and the connection is reopened by the
  * profile's absolute path and the dump written again.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -512,6 +513,15 @@ static int add_process_once(ap_db_t *d, const ap_process_info_t *pi, char *err, 
         return -1;
     }
     d->process_id = sqlite3_last_insert_rowid(d->db);
+    if (pi->suppressions && sqlite3_prepare_v2(d->db, "INSERT OR REPLACE INTO meta VALUES (?1, ?2)",
+                                               -1, &st, 0) == SQLITE_OK) {
+        char key[64];
+        snprintf(key, sizeof key, "lsan_default_suppressions:%lld", (long long)d->process_id);
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, pi->suppressions, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
     d->seq = 0;
     d->stacks_written = 0;
     d->map_adds = d->map_subs = 0;
@@ -577,6 +587,14 @@ void ap_db_process_info(ap_process_info_t *pi, double now)
     *o++ = ']';
     *o = 0;
     pi->cmdline_json = js;
+    /* LeakSanitizer's hook, as heaptrack honours it: a program (exporting it,
+     * e.g. linked with -rdynamic) or one of its libraries names the leaks it
+     * knows of. Called once, at start-up, like LSan does. */
+    const char *(*lsan)(void) =
+        (const char *(*)(void))dlsym(RTLD_DEFAULT, "__lsan_default_suppressions");
+    const char *text = lsan ? lsan() : NULL;
+    if (text && (pi->suppressions = ap_malloc(strlen(text) + 1)))
+        strcpy(pi->suppressions, text);
 }
 
 /* ---- one dump ---- */

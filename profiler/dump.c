@@ -418,6 +418,7 @@ static int open_and_register(char *err, size_t errlen)
         db = NULL;
     }
     ap_free(pi.cmdline_json);
+    ap_free(pi.suppressions);
     return rc;
 }
 

@@ -220,6 +220,7 @@ typedef struct {
     char exe[4096];
     char build_id[41];
     char *cmdline_json; /* ap_malloc'd */
+    char *suppressions; /* what the program's __lsan_default_suppressions returns; ap_malloc'd */
 } ap_process_info_t;
 
 /* One bucket's cumulative counters at one instant. */

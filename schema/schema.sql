@@ -5,7 +5,9 @@
 -- docs/schema.md. The version is PRAGMA user_version; readers refuse a newer
 -- one. Migrations from older versions live in schema/migrations/NNN.sql.
 
--- Key/value facts about the file: 'schema_version', 'writer' (library version).
+-- Key/value facts about the file: 'schema_version', 'writer' (library version),
+-- 'lsan_default_suppressions:<process id>' (the text a program's
+-- __lsan_default_suppressions returned, for `leaks`).
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
