@@ -13,6 +13,8 @@
  */
 #include "symbolize.h"
 
+#include "../schema/frames.h"
+
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <gelf.h>
@@ -1096,6 +1098,10 @@ static void collect_addrs(ap_profile *p)
 static uint32_t resolve_addr(ap_symbolizer *s, const ap_profile *p, const uint32_t *objs,
                              const ap_addr *ad)
 {
+    if (ad->addr == AP_FRAME_TRUNCATED) {
+        raw_frame f = {ap_intern(&s->strs, "[truncated]"), NULL, 0};
+        return add_result(s, &f, 1, true);
+    }
     if (ad->map < 0)
         return marker_result(s, "unknown", NULL, ad->addr);
     uint32_t oi = objs[ad->map];

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../schema/frames.h"
 #include "profiler_internal.h"
 
 AP_HIDDEN AP_TLS int64_t ap_sample_left;
@@ -374,11 +375,15 @@ static __attribute__((noinline)) uint32_t bucket_lookup(const uint64_t *frames, 
  * UINT32_MAX when the tables are full (the sample is dropped). */
 static inline __attribute__((always_inline)) uint32_t bucket_here(const ap_unwind_ctx_t *from)
 {
-    uint64_t frames[AP_MAX_DEPTH];
+    uint64_t frames[AP_MAX_DEPTH + 1];
     uint32_t tid = ap_prof_tid();
     /* the unwinder skips copying frames it knows this thread recorded last */
     uint64_t known = tid == last_walk.tid ? last_walk.id : 0, walk_id = known;
-    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth, from, &walk_id);
+    /* one frame more than kept: when it is there, the stack was cut, and its
+     * place holds the mark (schema/frames.h) */
+    int depth = ap_unwind_capture(frames, ap_prof_cfg.depth + 1, from, &walk_id);
+    if (depth > ap_prof_cfg.depth)
+        frames[ap_prof_cfg.depth] = AP_FRAME_TRUNCATED;
     uint32_t b;
     if (ap_likely(walk_id && walk_id == known))
         b = last_walk.bucket; /* the very stack this thread recorded last time */

@@ -10,6 +10,7 @@
  *   peak      grow to 64 MiB, free it all, exit (peak dumps)
  *   shortpeak grow to 64 MiB and free it at once, then hold 16 MiB for a while
  *             (a peak shorter than any dump takes)
+ *   deep      allocate 40 calls deep (stacks cut at a small ALLOCPROF_DEPTH)
  *   fork      allocate, fork two children that allocate and exit (separate processes)
  *   exec      fork and exec this program in "sites" mode
  *   crash     allocate, wait for interval dumps, then abort()
@@ -198,6 +199,19 @@ static void mode_shortpeak(void)
     printf("shortpeak done\n");
 }
 
+/* 40 frames of recursion above each allocation: deeper than a small
+ * ALLOCPROF_DEPTH, so the stacks are cut */
+NOINLINE static void deep(int level)
+{
+    if (level == 0) {
+        for (int i = 0; i < 200; i++)
+            free(site_small(1000));
+        return;
+    }
+    deep(level - 1);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
 static void mode_fork(void)
 {
     for (int i = 0; i < 500; i++)
@@ -283,6 +297,8 @@ int main(int argc, char **argv)
         mode_peak();
     else if (!strcmp(mode, "shortpeak"))
         mode_shortpeak();
+    else if (!strcmp(mode, "deep"))
+        deep(40), printf("deep done\n");
     else if (!strcmp(mode, "fork"))
         mode_fork();
     else if (!strcmp(mode, "exec"))

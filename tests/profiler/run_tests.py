@@ -295,6 +295,35 @@ def case_short_peak():
     check(exact >= 40 << 20, f"allocator's in-use at the peak snapshot: {exact}")
 
 
+def case_truncated():
+    """stacks cut at the depth limit hang under a "[truncated]" root frame in every report
+    (top, folded, pprof, JSON), never under the frame where they were cut"""
+    env = dict(os.environ, ALLOCPROF_DEPTH="16")
+    db, r = run([PROG, "deep"], ["--rate", "1"], env=env)
+    c = connect(db)
+    pid_row = processes(c)[0][0]
+    marks = [frames(blob, d)[-1] for d, blob in c.execute(
+        "SELECT depth, frames FROM stack WHERE process_id = ?", (pid_row,))]
+    check(marks.count(1) >= 1, f"no stack ends in the mark: {marks[:5]}")
+    check(all(d <= 17 for (d,) in c.execute("SELECT depth FROM stack")), "depth over the limit")
+    folded = subprocess.run([CLI, "flamegraph", db, "--folded", "--sort", "alloc-bytes"],
+                            capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    deep_lines = [l for l in folded if "site_small" in l]
+    check(deep_lines and all(l.startswith("[truncated];deep;") for l in deep_lines), str(folded))
+    j = json.loads(subprocess.run([CLI, "top", db, "--by", "stack", "--json", "-n", "0",
+                                   "--sort", "alloc-bytes"],
+                                  capture_output=True, text=True, check=True).stdout)
+    cut = [r for r in j["rows"] if r["stack"][0]["function"] == "site_small"]
+    check(cut and all(r["stack"][-1]["function"] == "[truncated]" for r in cut), str(cut)[:500])
+    j = json.loads(subprocess.run([CLI, "top", db, "--json", "--sort", "alloc-bytes", "-n", "0"],
+                                  capture_output=True, text=True, check=True).stdout)
+    t = [r for r in j["rows"] if r["name"] == "[truncated]"]
+    check(t and t[0]["cum"]["alloc_bytes"] >= 200 * 1000, str(t))
+    main = [r for r in j["rows"] if r["name"] == "main"]
+    check(not main or main[0]["cum"]["alloc_bytes"] < 200 * 1000, f"main counts cut stacks: {main}")
+
+
 def case_fork():
     db, r = run([PROG, "fork"], ["--rate", "1"])
     check("fork done 1" in r.stdout, r.stdout)
