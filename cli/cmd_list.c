@@ -3,6 +3,12 @@
  * dumps (id, seq, time, reason, in-use bytes and objects, allocated bytes,
  * samples), as an aligned table or --format json. The dump ids shown are
  * what -d/--dump and FILE@DUMP take in the other reports.
+ *
+ * A run of a shell script or a launcher (pyenv's shims run env, bash,
+ * readlink... before the interpreter) records dozens of processes that
+ * allocate next to nothing; the text lists the ones that allocated at least
+ * 10 % of what the busiest did, and folds the others into one summary line
+ * (--all lists every one; JSON always has all).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +19,28 @@
 #include "report.h"
 
 static const char help[] =
-    "usage: allocprof list FILE [--format text|json]\n"
+    "usage: allocprof list FILE [--all] [--format text|json]\n"
     "\n"
     "Lists the processes recorded in FILE and their dumps: id (for -d/--dump and\n"
     "FILE@ID), sequence number, time, reason (exit, request, interval, peak),\n"
     "estimated bytes and objects in use, bytes allocated since start, samples.\n"
+    "Processes that allocated less than 10 % of the busiest one are folded into\n"
+    "one line. Reports take the process that allocated the most unless -p ID\n"
+    "names another.\n"
     "\n"
+    "  --all                list every process\n"
     "  --format text|json   output format (default text); --json is short for json\n"
     "  -h, --help           this text\n";
+
+/* Bytes the process allocated by its last dump; -1 when it has no dump. */
+static int64_t allocated(const ap_file *f, const ap_process *p)
+{
+    int64_t a = -1;
+    for (size_t i = 0; i < f->ndumps; i++)
+        if (f->dumps[i].process_id == p->id)
+            a = f->dumps[i].alloc_bytes;
+    return a;
+}
 
 static void print_cmdline(FILE *out, const ap_process *p)
 {
@@ -139,7 +159,7 @@ static void json_process(const ap_file *f, const ap_process *p, FILE *out)
 int ap_cmd_list(int argc, char **argv)
 {
     ap_opts o;
-    int r = ap_parse_opts(argc, argv, AP_OPT_FORMAT, 1, 1, help, &o);
+    int r = ap_parse_opts(argc, argv, AP_OPT_FORMAT | AP_OPT_ALL, 1, 1, help, &o);
     if (r)
         return r > 0 ? 0 : 2;
     ap_file *f = ap_file_open(o.files[0]);
@@ -157,8 +177,30 @@ int ap_cmd_list(int argc, char **argv)
     } else {
         printf("%s: %zu process%s, %zu dump%s\n", f->path, f->nprocs, f->nprocs == 1 ? "" : "es",
                f->ndumps, f->ndumps == 1 ? "" : "s");
+        int64_t most = 0;
         for (size_t i = 0; i < f->nprocs; i++)
-            list_process(f, &f->procs[i], stdout);
+            if (allocated(f, &f->procs[i]) > most)
+                most = allocated(f, &f->procs[i]);
+        int64_t main_id = ap_default_process(f);
+        size_t folded = 0, no_dumps = 0;
+        int64_t folded_bytes = 0;
+        for (size_t i = 0; i < f->nprocs; i++) {
+            const ap_process *p = &f->procs[i];
+            int64_t a = allocated(f, p);
+            if (o.all || p->id == main_id || (a >= 0 && a * 10 >= most)) {
+                list_process(f, p, stdout);
+                continue;
+            }
+            folded++;
+            no_dumps += a < 0;
+            folded_bytes += a > 0 ? a : 0;
+        }
+        if (folded) {
+            char b[AP_FMT_LEN];
+            printf("(%zu more process%s, each of which allocated less than 10%% of the busiest "
+                   "one: %s in all, %zu with no dump; --all lists them)\n",
+                   folded, folded == 1 ? "" : "es", ap_fmt_bytes(folded_bytes, false, b), no_dumps);
+        }
     }
     ap_file_close(f);
     return 0;

@@ -18,7 +18,19 @@
 #include "format.h"
 #include "report.h"
 
-enum { O_SORT = 1000, O_BY, O_CUM, O_FORMAT, O_FOLDED, O_BASE, O_MIN, O_JSON, O_SUPP, O_NOSUPP };
+enum {
+    O_SORT = 1000,
+    O_BY,
+    O_CUM,
+    O_FORMAT,
+    O_FOLDED,
+    O_BASE,
+    O_MIN,
+    O_JSON,
+    O_SUPP,
+    O_NOSUPP,
+    O_ALL
+};
 
 static const struct {
     struct option opt;
@@ -41,6 +53,7 @@ static const struct {
     {{"min", required_argument, NULL, O_MIN}, 0, AP_OPT_MIN},
     {{"suppressions", required_argument, NULL, O_SUPP}, 0, AP_OPT_SUPP},
     {{"no-suppress", no_argument, NULL, O_NOSUPP}, 0, AP_OPT_SUPP},
+    {{"all", no_argument, NULL, O_ALL}, 0, AP_OPT_ALL},
 };
 #define NTABLE (sizeof table / sizeof *table)
 
@@ -114,6 +127,9 @@ static int apply(const char *cmd, int c, const char *v, ap_opts *o)
             return -1;
         }
         o->supp_files[o->nsupp++] = v;
+        return 0;
+    case O_ALL:
+        o->all = true;
         return 0;
     case O_NOSUPP:
         o->no_suppress = true;

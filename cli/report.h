@@ -78,6 +78,7 @@ enum {
     AP_OPT_BASE = 1 << 8,   /* --base-dump */
     AP_OPT_MIN = 1 << 9,    /* --min SIZE */
     AP_OPT_SUPP = 1 << 10,  /* --suppressions FILE (repeatable), --no-suppress */
+    AP_OPT_ALL = 1 << 11,   /* --all */
 };
 
 typedef struct ap_opts {
@@ -92,6 +93,7 @@ typedef struct ap_opts {
     const char *supp_files[8];
     int nsupp;
     bool no_suppress;
+    bool all;
 } ap_opts;
 
 /* Parses argv (argv[0] is the subcommand name). Returns 0 to go on, 1 when

@@ -91,6 +91,9 @@ def case_list():
     check(p1["cmdline"][0].endswith("mkprofile"), "cmdline parsed")
     text = run("list", db).stdout
     check(re.search(r"\binterval\s+1\.02 MiB\s+31\b", text), "text list: " + text)
+    check("(1 more process, each of which allocated less than 10% of the busiest one: 1.00 KiB "
+          "in all, 0 with no dump; --all lists them)" in text, text)
+    text = run("list", db, "--all").stdout
     check("forked from process 1" in text and "every allocation recorded" in text, text)
 
 
@@ -542,6 +545,15 @@ def case_shell_choice():
                  ["pprof", db, "-o", os.path.join(TMP, "shell.pb.gz")]):
         p = run(*args)
         check(f"of process {best[0]}: " in p.stderr and note in p.stderr, p.stderr)
+    # list folds the processes that allocated next to nothing (the shell: no dump at all)
+    text = run("list", db).stdout
+    listed = re.findall(r"^process (\d+):", text, re.M)
+    folded = re.search(r"^\((\d+) more process(es)?, each of which allocated less than 10% of the "
+                       r"busiest one: .*; --all lists them\)$", text, re.M)
+    check(folded and int(folded.group(1)) + len(listed) == len(rows), text[-600:])
+    check(str(best[0]) in listed and str(rows[0][0]) not in listed, f"listed {listed}")
+    check(len(re.findall(r"^process \d+:", run("list", db, "--all").stdout, re.M)) == len(rows),
+          "--all")
     first = rows[0][0]
     p = run("top", db, "-p", str(first), rc=None)
     check(f"process {first} " in p.stdout or "has no dump" in p.stderr, p.stdout + p.stderr)
