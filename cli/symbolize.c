@@ -53,7 +53,18 @@ typedef struct ap_object {
     struct cu_index **cu_idx;
     size_t ncu, capcu;
     ap_map pcabbrev; /* Dwarf_Abbrev -> 1 has pc attributes, 2 not */
+    /* a process's JIT code (path "[jit]"): the symbols of its perf map */
+    struct jit_sym *jit;
+    size_t njit;
+    bool jit_read;
+    int64_t pid;
 } ap_object;
+
+/* One line of /tmp/perf-PID.map: "START SIZE name", hex, as perf reads it. */
+typedef struct jit_sym {
+    uint64_t start, end;
+    const char *name;
+} jit_sym;
 
 typedef struct pending {
     uint32_t obj, result;
@@ -126,6 +137,7 @@ void ap_sym_free(ap_symbolizer *s)
         free(o->path);
         free(o->build_id);
         free(o->build_key);
+        free(o->jit);
     }
     for (size_t i = 0; i < s->nresults; i++)
         free(s->results[i].lines);
@@ -1095,6 +1107,106 @@ static void collect_addrs(ap_profile *p)
     }
 }
 
+/* ---- JIT code: perf maps ----------------------------------------------- */
+
+/* The object standing for one process's JIT code: its cache key names the
+ * process row (and its start, should the file be reused), and its symbols
+ * come from /tmp/perf-PID.map, which JITs write for perf (node
+ * --perf-basic-prof, Java's perf map agents, CPython 3.12's -X perf). The
+ * map is read by the first symbolization after the run (`allocprof run`
+ * does it as the program exits, while the map is surely the program's);
+ * what it named is kept in the symbol cache, so later reports need no map. */
+static uint32_t jit_object(ap_symbolizer *s, const ap_profile *p)
+{
+    for (size_t i = 0; i < s->nobjs; i++)
+        if (s->objs[i].file == p->file && s->objs[i].pid && s->objs[i].pid == p->proc->id &&
+            !strcmp(s->objs[i].path, "[jit]"))
+            return (uint32_t)i;
+    ap_grow(&s->objs, &s->capo, s->nobjs + 1, sizeof *s->objs);
+    ap_object *o = &s->objs[s->nobjs];
+    memset(o, 0, sizeof *o);
+    o->file = p->file;
+    o->path = ap_xstrdup("[jit]");
+    o->pid = p->proc->id;
+    o->state = OBJ_MISSING; /* no ELF file to open */
+    o->build_key = ap_xasprintf("jit:%lld:%.6f", (long long)p->proc->id, p->proc->start_time);
+    return (uint32_t)s->nobjs++;
+}
+
+static int cmp_jit(const void *a, const void *b)
+{
+    const jit_sym *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void read_perf_map(ap_symbolizer *s, ap_object *o, int64_t os_pid)
+{
+    o->jit_read = true;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/perf-%lld.map", (long long)os_pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t cap = 0, capj = 0;
+    while (getline(&line, &cap, f) > 0) {
+        char *end;
+        uint64_t start = strtoull(line, &end, 16);
+        if (end == line || *end != ' ')
+            continue;
+        char *size_end;
+        uint64_t size = strtoull(end + 1, &size_end, 16);
+        if (size_end == end + 1 || *size_end != ' ' || !size)
+            continue;
+        char *name = size_end + 1;
+        name[strcspn(name, "\n")] = 0;
+        ap_grow(&o->jit, &capj, o->njit + 1, sizeof *o->jit);
+        o->jit[o->njit++] = (jit_sym){start, start + size, ap_intern(&s->strs, name)};
+    }
+    free(line);
+    fclose(f);
+    qsort(o->jit, o->njit, sizeof *o->jit, cmp_jit);
+}
+
+/* A JIT symbol's name for return address a, or NULL. Later lines win over
+ * earlier ones at the same place (code is regenerated there). */
+static const char *jit_lookup(const ap_object *o, uint64_t a)
+{
+    const char *name = NULL;
+    for (size_t lo = 0, hi = o->njit; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->jit[mid].start <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+        if (o->jit[mid].start <= a && a < o->jit[mid].end)
+            name = o->jit[mid].name;
+    }
+    return name;
+}
+
+static uint32_t resolve_jit(ap_symbolizer *s, const ap_profile *p, uint64_t addr)
+{
+    uint32_t oi = jit_object(s, p);
+    ap_object *o = &s->objs[oi];
+    if (!o->cache_loaded)
+        load_cache(s, o);
+    uint64_t *hit = ap_map_get(&o->results, addr);
+    if (hit)
+        return (uint32_t)*hit;
+    if (!o->jit_read)
+        read_perf_map(s, o, p->proc->pid);
+    const char *name = jit_lookup(o, addr - 1);
+    if (!name)
+        return marker_result(s, "unknown", NULL, addr);
+    raw_frame f = {name, NULL, 0};
+    uint32_t r = add_result(s, &f, 1, false);
+    *ap_map_put(&o->results, addr, NULL) = r;
+    ap_grow(&s->pend, &s->cappend, s->npend + 1, sizeof *s->pend);
+    s->pend[s->npend++] = (pending){oi, r, addr};
+    return r;
+}
+
 static uint32_t resolve_addr(ap_symbolizer *s, const ap_profile *p, const uint32_t *objs,
                              const ap_addr *ad)
 {
@@ -1103,7 +1215,7 @@ static uint32_t resolve_addr(ap_symbolizer *s, const ap_profile *p, const uint32
         return add_result(s, &f, 1, true);
     }
     if (ad->map < 0)
-        return marker_result(s, "unknown", NULL, ad->addr);
+        return resolve_jit(s, p, ad->addr);
     uint32_t oi = objs[ad->map];
     ap_object *o = &s->objs[oi];
     uint64_t elf = ad->addr - 1 - p->maps[ad->map].bias;

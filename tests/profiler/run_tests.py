@@ -324,6 +324,27 @@ def case_truncated():
     check(not main or main[0]["cum"]["alloc_bytes"] < 200 * 1000, f"main counts cut stacks: {main}")
 
 
+def case_jit():
+    """frames in generated code are named from the perf map the program wrote
+    (/tmp/perf-PID.map, as node --perf-basic-prof writes it), in top and after the map is
+    gone (the names are in the profile's symbol cache)"""
+    db, r = run([os.environ["AP_JIT_PROG"]], ["--rate", "1"])
+    check("jit done" in r.stdout, r.stdout)
+    c = connect(db)
+    pid = processes(c)[0][1]
+    def stack_of_site():
+        j = json.loads(subprocess.run([CLI, "top", db, "--by", "stack", "--json", "-n", "0",
+                                       "--sort", "alloc-bytes"], capture_output=True, text=True,
+                                      check=True).stdout)
+        rows = [r for r in j["rows"] if r["stack"][0]["function"] == "site_jit"]
+        check(rows, str(j["rows"])[:800])
+        return [f["function"] for f in rows[0]["stack"]]
+    names = stack_of_site()
+    check(names[1] == "JS:jitted_alloc generated.js:7" and "main" in names, str(names))
+    os.unlink(f"/tmp/perf-{pid}.map")
+    check(stack_of_site() == names, "names lost with the map")
+
+
 def case_fork():
     db, r = run([PROG, "fork"], ["--rate", "1"])
     check("fork done 1" in r.stdout, r.stdout)
