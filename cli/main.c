@@ -24,7 +24,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: allocprof <command> [options]\n\n"
                "commands:\n"
-               "  run [-o FILE] [--rate BYTES] [--interval SECONDS] -- CMD [ARGS...]\n"
+               "  run [-o FILE] [--rate BYTES] [--interval SECONDS] [--peak FRACTION] [-q]\n"
+               "      -- CMD [ARGS...]\n"
                "                run CMD with the allocprof allocator preloaded\n"
                "  dump PID      ask a running profiled program for a heap dump\n"
                "  list FILE     processes and dumps in a profile\n"
@@ -40,7 +41,8 @@ static void usage(FILE *f)
                "                export for go tool pprof\n"
                "  help          show this text\n"
                "  --version     print the version\n\n"
-               "'allocprof <command> --help' describes a command's options.\n");
+               "'allocprof <command> --help' describes a command's options; 'man allocprof'\n"
+               "has them all.\n");
 }
 
 int main(int argc, char **argv)

@@ -680,6 +680,48 @@ def case_leaks_suppressions():
     check(run_json("leaks", db2)["caveat"].startswith("a leak of S bytes"), "caveat in JSON")
 
 
+def case_docs():
+    """the man page and the bash/zsh completions are generated from the --help texts and
+    installed by cmake --install; bash completes subcommands, options and --sort/--by"""
+    build = os.path.dirname(os.path.dirname(ARGS.allocprof))  # the build tree
+    prefix = os.path.join(TMP, "prefix")
+    r = subprocess.run(["cmake", "--install", build, "--prefix", prefix], capture_output=True,
+                       text=True)
+    check(r.returncode == 0, r.stderr)
+    manpage = os.path.join(prefix, "share/man/man1/allocprof.1")
+    comp = os.path.join(prefix, "share/bash-completion/completions/allocprof")
+    zsh = os.path.join(prefix, "share/zsh/site-functions/_allocprof")
+    for f in (manpage, comp, zsh):
+        check(os.path.exists(f), f"not installed: {f}")
+    text = open(manpage).read()
+    check(text.startswith(".TH ALLOCPROF 1"), text[:80])
+    for c in ("run", "dump", "list", "top", "diff", "leaks", "stats", "flamegraph", "pprof"):
+        check(f"\n.SS {c}\n" in text, f"no section {c}")
+    top_help = run("top", "--help").stdout
+    check(top_help.splitlines()[0] in text, "the man page is not top's --help")
+    stub = ("_init_completion() { words=(\"${COMP_WORDS[@]}\"); cword=$COMP_CWORD; "
+            "cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}; }; "
+            "_filedir() { COMPREPLY=(FILES); }; ")
+
+    def complete(*words):
+        script = (stub + f"source {comp}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+                  f"COMP_CWORD={len(words) - 1}; _allocprof; echo \"${{COMPREPLY[@]}}\"")
+        return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    check(complete("allocprof", "fl") == ["flamegraph"], str(complete("allocprof", "fl")))
+    check(complete("allocprof", "top", "--so") == ["--sort"], str(complete("allocprof", "top", "--so")))
+    check(complete("allocprof", "top", "--sort", "alloc") == ["alloc-bytes", "alloc-objects"],
+          str(complete("allocprof", "top", "--sort", "alloc")))
+    check(complete("allocprof", "diff", "--by", "") == ["function", "line", "stack", "thread"],
+          "--by values")
+    check("--suppressions" in complete("allocprof", "leaks", "--"), "leaks options")
+    check(complete("allocprof", "top", "") == ["FILES"], "files")
+    if shutil.which("zsh"):
+        r = subprocess.run(["zsh", "-n", zsh], capture_output=True, text=True)
+        check(r.returncode == 0, r.stderr)
+
+
 def case_symcheck():
     """The symbolizer's indexes (ELF symbols, per-unit scopes) give libdw's own
     answers: AP_SYMBOLIZE_VERIFY makes it ask libdw too and exit 3 on any
