@@ -43,13 +43,17 @@ static int write_output(const ap_opts *o, const ap_profile *p, const char *path)
     if (o->folded) {
         ap_flame_folded(out, p, o->metric);
     } else {
+        int64_t total = 0;
+        for (size_t i = 0; i < p->nbuckets; i++)
+            total += p->buckets[i].v[o->metric] > 0 ? p->buckets[i].v[o->metric] : 0;
+        char tot[AP_FMT_LEN];
+        char *title = ap_xasprintf(
+            "%s %s — %s, dump %lld (%s) of %s", ap_fmt_metric(o->metric, total, false, tot),
+            ap_metric_names[o->metric], ap_basename(p->file->path), (long long)p->dump->id,
+            p->dump->reason, p->proc->exe ? ap_basename(p->proc->exe) : "?");
         char *note = ap_estimate_note(p);
-        char *title =
-            ap_xasprintf("%s — %s, dump %lld (%s) of %s — %s", ap_metric_names[o->metric],
-                         ap_basename(p->file->path), (long long)p->dump->id, p->dump->reason,
-                         p->proc->exe ? ap_basename(p->proc->exe) : "?", note);
+        ap_flame_svg(out, p, o->metric, title, note);
         free(note);
-        ap_flame_svg(out, p, o->metric, title);
         free(title);
     }
     int err = ferror(out);

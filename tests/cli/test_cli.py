@@ -253,7 +253,8 @@ def case_flamegraph():
     ns = "{http://www.w3.org/2000/svg}"
     check(root.find(ns + "script") is not None, "embedded script")
     titles = [t.text for t in root.iter(ns + "title")]
-    check(any(t.startswith("big_gamma — 1.00 MiB") for t in titles), str(titles[:5]))
+    check(any(re.fullmatch(r"big_gamma \(\S*mkprofile\.c\) in mkprofile — 1\.00 MiB \(\S+%\)", t)
+              for t in titles), str(titles[:5]))
     check(any(t.startswith("all — 1.02 MiB (100.00%)") for t in titles), "root frame")
     data = open(svg).read()
     check(not re.search(r"(href|src)\s*=", data), "no external resources")
@@ -720,6 +721,65 @@ def case_docs():
     if shutil.which("zsh"):
         r = subprocess.run(["zsh", "-n", zsh], capture_output=True, text=True)
         check(r.returncode == 0, r.stderr)
+
+
+def case_flamegraph_browser():
+    """the flame graph SVG as a person sees it, in headless Chromium: an icicle (the root on
+    top) under a title with the total and the rate; a legend of modules; search paints the
+    matching frames and sums them (a match inside a match counted once); a click zooms and
+    the picture gets shorter; Escape restores; no console error, no request"""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import browser
+    if not browser.CHROMIUM:
+        print("no chromium: skipped")
+        sys.exit(77)
+    db, _ = make("a")
+    svg = os.path.join(TMP, "fg.svg")
+    run("flamegraph", at_exit(db), "-o", svg, "--sort", "alloc-bytes")
+    with browser.Browser() as b:
+        page = b.open("file://" + svg)
+        title = b.eval(page, "document.getElementById('title').textContent")
+        check(title.startswith("1.02 MiB alloc-bytes — a.db, dump"), title)
+        sub = b.eval(page, "document.getElementById('subtitle').textContent")
+        check(sub.startswith("exact: every allocation recorded"), sub)
+        ys = b.eval(page, "Array.from(document.querySelectorAll('#frames g')).map(g => "
+                          "[+g.dataset.d, g.getBoundingClientRect().top])")
+        root_y = [y for d, y in ys if d == 0][0]
+        check(all(y > root_y for d, y in ys if d > 0), "the root is not on top")
+        legend = b.eval(page, "Array.from(document.querySelectorAll('#legend text'))"
+                              ".map(t => t.textContent)")
+        check(any(t.startswith("mkprofile ") for t in legend), str(legend))
+        # search: big_gamma and temp_beta are disjoint; scenario contains them both
+        b.eval(page, "search('big_gamma|temp_beta')")
+        got = b.eval(page, "document.getElementById('matched').textContent")
+        w = b.eval(page, "Array.from(document.querySelectorAll('#frames g')).filter(g => "
+                         "/^(big_gamma|temp_beta)$/.test(g.dataset.n)).map(g => +g.dataset.w)")
+        total = b.eval(page, "+document.querySelector('#frames g[data-d=\"0\"]').dataset.w")
+        check(sum(w) == (1 << 20) + 20000 and
+              got == f"Matched: 1.02 MiB ({100 * sum(w) / total:.2f}%)", f"{got} {w} {total}")
+        painted = b.eval(page, "Array.from(document.querySelectorAll('#frames g[data-hit=\"1\"]'))"
+                               ".map(g => g.dataset.n)")
+        check(sorted(painted) == ["big_gamma", "temp_beta"], str(painted))
+        b.eval(page, "search('scenario|big_gamma')")  # big_gamma is under scenario: once
+        check(b.eval(page, "+document.getElementById('matched').dataset.sum") ==
+              b.eval(page, "+Array.from(document.querySelectorAll('#frames g'))"
+                           ".find(g => g.dataset.n === 'scenario').dataset.w"), "nested match")
+        b.screenshot(page, os.path.join(TMP, "flamegraph.png"))
+        h0 = b.eval(page, "document.documentElement.getBoundingClientRect().height")
+        b.eval(page, "zoom(Array.from(document.querySelectorAll('#frames g'))"
+                     ".find(g => g.dataset.n === 'big_gamma'))")
+        h1 = b.eval(page, "document.documentElement.getBoundingClientRect().height")
+        check(h1 < h0, f"zooming kept the height: {h0} -> {h1}")
+        w = b.eval(page, "+Array.from(document.querySelectorAll('#frames g'))"
+                         ".find(g => g.dataset.n === 'big_gamma').querySelector('rect')"
+                         ".getAttribute('width')")
+        check(w > 1100, f"the zoomed frame is {w} wide")
+        b.call("Input.dispatchKeyEvent", page, type="keyDown", key="Escape", code="Escape",
+               windowsVirtualKeyCode=27)
+        h2 = b.eval(page, "document.documentElement.getBoundingClientRect().height")
+        check(h2 == h0, f"Escape: {h2} != {h0}")
+        check(b.console_errors(page) == [], str(b.console_errors(page)))
+        check(all(u.startswith("file://") for u in b.requests(page)), str(b.requests(page)))
 
 
 def case_symcheck():
