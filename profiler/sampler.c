@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "../schema/frames.h"
+#include "dump_protocol.h"
 #include "profiler_internal.h"
 
 AP_HIDDEN AP_TLS int64_t ap_sample_left;
@@ -98,7 +99,7 @@ int ap_sampler_config_from_env(ap_prof_config_t *cfg, char *err, size_t errlen)
     cfg->depth = AP_DEFAULT_DEPTH;
     cfg->interval = 0;
     cfg->peak = 0;
-    cfg->signal = SIGRTMIN + 6;
+    cfg->signal = AP_DUMP_SIGNAL_DEFAULT;
     cfg->seed = 0;
     cfg->output[0] = 0;
     if ((v = getenv("ALLOCPROF_RATE")) && *v && ap_parse_size(v, &cfg->rate) != 0) {
