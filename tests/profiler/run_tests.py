@@ -5,10 +5,11 @@ python3) under liballocprof.so, then checks the SQLite profile directly.
 usage: run_tests.py CASE   (env: AP_CLI, AP_LIB, AP_PROG)
 Exit 0 pass, 1 fail, 77 skip. Symbolization uses addr2line (binutils).
 """
-import json, math, os, shutil, signal, sqlite3, struct, subprocess, sys, tempfile, time
+import atexit, json, math, os, shutil, signal, sqlite3, struct, subprocess, sys, tempfile, time
 
 CLI, LIB, PROG = os.environ["AP_CLI"], os.environ["AP_LIB"], os.environ["AP_PROG"]
 TMP = tempfile.mkdtemp(prefix="ap-prof-")
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)  # profiles are kept only while checked
 RATE = 512 * 1024
 
 
