@@ -286,9 +286,14 @@ static void on_dump_signal(int sig, siginfo_t *si, void *uc)
         return;
     }
     atomic_store(&request_pending, 1);
-    if (getpid() != my_pid) /* a child of a raw clone: its next sample sets it up */
+    if (getpid() != my_pid) { /* a child of a raw clone: no dump thread of its own yet */
         atomic_fetch_or(&ap_dump_attention, AP_ATTN_RESTART | AP_ATTN_START);
-    else if (atomic_load(&writer_running))
+        if (start_safe(uc)) { /* the flags are the parent's copy: start one here */
+            atomic_store(&writer_running, 0);
+            atomic_store(&writer_starting, 0);
+            ensure_writer(); /* it sets the new process up first (writer_main) */
+        }
+    } else if (atomic_load(&writer_running))
         wake_writer();
     else if (!(atomic_load(&ap_dump_attention) & AP_ATTN_RESTART) && start_safe(uc))
         ensure_writer();
@@ -373,7 +378,14 @@ static void own_signal(void)
 
 static void *writer_main(void *arg)
 {
-    ap_prof_tls.busy = 1; /* nothing this thread allocates is sampled */
+    ap_prof_tls.busy = 1;     /* nothing this thread allocates is sampled */
+    if (getpid() != my_pid) { /* started by a request in a raw clone's child */
+        child_reset(true);
+        atomic_fetch_and(&ap_dump_attention, ~(AP_ATTN_RESTART | AP_ATTN_START));
+        child_restart();
+        atomic_store(&writer_starting, 1);
+        atomic_store(&writer_running, 1);
+    }
     pthread_setname_np(pthread_self(), AP_DUMP_THREAD_NAME);
     sigset_t set; /* this thread takes the dump signal and no signal of the program's */
     sigfillset(&set);
@@ -454,7 +466,8 @@ static void child_reset(bool raw)
     atomic_store(&peak_pending, 0);
     ap_lock_init(&peak_lock);
     peak_ready = peak_writing = -1; /* a peak of the parent's is the parent's to write */
-    atomic_store(&request_pending, 0);
+    if (!raw) /* a raw clone's child may have taken a request before it noticed its pid */
+        atomic_store(&request_pending, 0);
     int a = AP_ATTN_RESTART;
     if (ap_prof_cfg.interval > 0) {
         first_interval = now_s() + ap_prof_cfg.interval;

@@ -5,7 +5,8 @@
  * raw_clone): every child must be profiled as its own process, and none may
  * hang on a lock that a thread of its parent held at the clone.
  *
- * usage: clone_prog N   (N children, one after another)
+ * usage: clone_prog N [wait]   (N children, one after another; with wait,
+ * each prints "child PID" and waits for a line on stdin before it exits)
  * Each child allocates 2000 blocks of 1 KiB at site_clone_child, frees
  * half, and exits with exit(0); the parent prints "clone done N" with the
  * number of children that exited 0.
@@ -17,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +47,8 @@ __attribute__((noinline)) static void *site_clone_child(size_t n)
     return p;
 }
 
+static int wait_mode; /* "wait": the child waits for a line on stdin before it exits */
+
 static void child(void)
 {
     static void *v[2000];
@@ -52,12 +56,20 @@ static void child(void)
         v[i] = site_clone_child(1024);
     for (int i = 0; i < 2000; i += 2)
         free(v[i]);
+    if (wait_mode) { /* `allocprof dump CHILD` meanwhile */
+        printf("child %d\n", (int)syscall(SYS_getpid));
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin))
+            exit(4);
+    }
     exit(0);
 }
 
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 5;
+    wait_mode = argc > 2 && !strcmp(argv[2], "wait");
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, churn, NULL);

@@ -640,6 +640,26 @@ def case_chromium():
         os.unlink(os.path.join(TMP, "chromium.db"))
 
 
+def case_raw_clone_request():
+    """`allocprof dump` of a raw clone's child: the child's own request dump"""
+    db = os.path.join(TMP, "clone-req.db")
+    p = subprocess.Popen([CLI, "run", "-q", "-o", db, "--", os.environ["AP_CLONE_PROG"], "1",
+                          "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    check(line.startswith("child "), f"no child line: {line!r}")
+    kid = int(line.split()[1])
+    r = subprocess.run([CLI, "dump", str(kid)], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f"dump of the raw clone child failed: {r.stderr}")
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    out, _ = p.communicate(timeout=60)
+    check(p.returncode == 0 and "clone done 1" in out, out)
+    c = connect(db)
+    rows = c.execute("SELECT p.pid, d.reason FROM dump d JOIN process p ON p.id = d.process_id"
+                     " ORDER BY d.id").fetchall()
+    check((kid, "request") in rows and (kid, "exit") in rows, str(rows))
+
+
 def case_race():
     """dlopen while threads allocate at rate 1, then exit() from a worker: no deadlock."""
     db, r = run([PROG, "race"], ["--rate", "1"])
