@@ -545,7 +545,10 @@ void ap_prof_init(void)
     } else {
         my_pid = getpid();
         own_signal();
-        atomic_store(&next_peak, ap_prof_cfg.peak > 0 ? (int64_t)ap_prof_cfg.rate : INT64_MAX);
+        /* the first peak at four samples' worth (2 MiB at the default rate): one
+         * sample's estimate is the rate itself, and a program's first sample
+         * is no peak (nor a reason to start a thread at its start-up) */
+        atomic_store(&next_peak, ap_prof_cfg.peak > 0 ? 4 * (int64_t)ap_prof_cfg.rate : INT64_MAX);
         if (ap_prof_cfg.interval > 0) {
             first_interval = now_s() + ap_prof_cfg.interval;
             atomic_store(&ap_dump_attention, AP_ATTN_INTERVAL);
