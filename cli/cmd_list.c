@@ -35,11 +35,8 @@ static const char help[] =
 /* Bytes the process allocated by its last dump; -1 when it has no dump. */
 static int64_t allocated(const ap_file *f, const ap_process *p)
 {
-    int64_t a = -1;
-    for (size_t i = 0; i < f->ndumps; i++)
-        if (f->dumps[i].process_id == p->id)
-            a = f->dumps[i].alloc_bytes;
-    return a;
+    const ap_dump *d = ap_last_dump(f, p->id);
+    return d ? d->alloc_bytes : -1;
 }
 
 static void print_cmdline(FILE *out, const ap_process *p)
@@ -54,10 +51,7 @@ static void print_cmdline(FILE *out, const ap_process *p)
 /* A process without its exit dump: from when on it has none, and why. */
 static void print_no_exit(const ap_file *f, const ap_process *p, FILE *out)
 {
-    const ap_dump *last = NULL;
-    for (size_t i = 0; i < f->ndumps; i++)
-        if (f->dumps[i].process_id == p->id)
-            last = &f->dumps[i];
+    const ap_dump *last = ap_last_dump(f, p->id);
     const ap_process *next = NULL; /* the program it exec'ed: same pid, a later row */
     for (size_t i = 0; i < f->nprocs && !next; i++)
         if (f->procs[i].id > p->id && f->procs[i].pid == p->pid)

@@ -226,10 +226,7 @@ static void presymbolize(const char *path)
         return;
     ap_symbolizer *sym = ap_sym_new();
     for (size_t i = 0; i < f->nprocs; i++) {
-        const ap_dump *last = NULL;
-        for (size_t k = 0; k < f->ndumps; k++)
-            if (f->dumps[k].process_id == f->procs[i].id)
-                last = &f->dumps[k];
+        const ap_dump *last = ap_last_dump(f, f->procs[i].id);
         ap_profile p;
         if (last && ap_profile_load(f, last, &p) == 0) {
             ap_sym_profile(sym, &p);

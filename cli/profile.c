@@ -389,6 +389,11 @@ int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out)
     return found;
 }
 
+const ap_dump *ap_last_dump(const ap_file *f, int64_t process_id)
+{
+    return last_dump(f, process_id, NULL);
+}
+
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id)
 {
     return last_dump(f, process_id, "exit");

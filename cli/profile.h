@@ -130,6 +130,8 @@ size_t ap_processes_with_dumps(const ap_file *f);
 /* The allocator's exact in-use bytes at a dump (alloc_stats): 1 and *out,
  * or 0 when the dump has none. */
 int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out);
+/* The process's last dump (NULL when it has none). */
+const ap_dump *ap_last_dump(const ap_file *f, int64_t process_id);
 /* The last dump with reason 'exit' of the process (NULL when none). */
 const ap_dump *ap_exit_dump(const ap_file *f, int64_t process_id);
 const ap_process *ap_find_process(const ap_file *f, int64_t process_id);
