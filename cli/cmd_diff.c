@@ -27,10 +27,9 @@ static const char help[] =
     "                      [-p PROCESS] [--format text|json]\n"
     "       allocprof diff FILE --base-dump ID -d ID [options]\n"
     "\n"
-    "Compares two profiles: BASE and NEW are files (their default dump: the last\n"
-    "dump of the process that allocated the most) or FILE@ID for a dump id of 'allocprof list'.\n"
-    "Rows are sorted by the absolute change; growth (+) and shrink (-) both show;\n"
-    "changes within the sampling error are marked ~ and come last.\n"
+    "Compares two profiles: BASE and NEW are files, or FILE@ID for a dump id of\n"
+    "'allocprof list'. Rows are sorted by the absolute change; growth (+) and shrink\n"
+    "(-) both show; changes within the sampling error are marked ~ and come last.\n" AP_HELP_CHOICE
     "\n"
     "  --sort METRIC      inuse-bytes (default), inuse-objects, alloc-bytes, alloc-objects\n"
     "  --by KEY           function (default), line, stack, thread\n"

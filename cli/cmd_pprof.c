@@ -19,13 +19,10 @@
 static const char help[] =
     "usage: allocprof pprof FILE[@DUMP] [-o OUT.pb.gz] [-p PROCESS] [-d DUMP]\n"
     "\n"
-    "Writes a dump (default: the last dump of the process that allocated the most) as a gzipped "
-    "pprof\n"
-    "profile with Go's heap sample types (alloc_objects, alloc_space, inuse_objects,\n"
-    "inuse_space), symbolized, e.g. for:\n"
-    "    go tool pprof -top -sample_index=inuse_space OUT.pb.gz\n"
-    "\n"
-    "  -o, --output OUT   output file (default: FILE with .pb.gz; '-' for stdout)\n"
+    "Writes a dump as a gzipped pprof profile with Go's heap sample types\n"
+    "(alloc_objects, alloc_space, inuse_objects, inuse_space), symbolized, e.g. for:\n"
+    "    go tool pprof -top -sample_index=inuse_space OUT.pb.gz\n" AP_HELP_CHOICE "\n"
+    "  -o, --output OUT   output file (default: FILE.dumpN.pb.gz; '-' for stdout)\n"
     "  -p, --process ID   a process row of 'allocprof list'\n"
     "  -d, --dump ID      a dump id of 'allocprof list' (also FILE@ID)\n"
     "  -h, --help         this text\n";

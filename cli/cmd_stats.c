@@ -2,8 +2,10 @@
  * cmd_stats.c — `allocprof stats FILE`: the allocator's own statistics at a
  * dump (alloc_stats: exact in-use, mapped, resident free, returned, cached
  * and metadata bytes; class_stats: per size class objects, spans and use),
- * with fragmentation figures, and the in-use bytes over all dumps of the
- * process (sampled estimate and the allocator's exact figure, with a bar).
+ * with fragmentation figures; the process's RSS and its high-water mark as
+ * the kernel counted them (process_memory); and the in-use bytes over all
+ * dumps of the process (sampled estimate, the allocator's exact figure, RSS,
+ * with a bar), ending on the highest exact in-use of them.
  *
  * Fragmentation: heap = 1 - in use / resident, resident = mapped - returned;
  * per class: waste = span bytes - in-use objects * size, used% = the rest.
@@ -19,9 +21,10 @@
 static const char help[] =
     "usage: allocprof stats FILE[@DUMP] [-p PROCESS] [-d DUMP] [--format text|json]\n"
     "\n"
-    "Shows the allocator's statistics at a dump (default: the last dump of the first\n"
-    "process): bytes in use, mapped, free but resident, returned to the OS, cached,\n"
-    "metadata; fragmentation; per size class use; and in-use bytes over the dumps.\n"
+    "Shows the allocator's statistics at a dump (default: the last dump of the process\n"
+    "that allocated the most): bytes in use, mapped, free but resident, returned to\n"
+    "the OS, cached, metadata; fragmentation; the process's RSS and peak RSS; per size\n"
+    "class use; and in-use bytes and RSS over the dumps, with the highest exact in-use.\n"
     "\n"
     "  -p, --process ID   a process row of 'allocprof list'\n"
     "  -d, --dump ID      a dump id of 'allocprof list' (also FILE@ID)\n"
@@ -112,6 +115,18 @@ static void print_alloc_stats(const int64_t v[S_N])
            ap_fmt_percent((double)(resident - v[S_INUSE]), (double)resident, b[0]));
 }
 
+static void print_process_memory(int64_t rss, int64_t hwm, int64_t inuse, int have_inuse)
+{
+    char b[3][AP_FMT_LEN];
+    printf("process (the kernel's count when the dump was written):\n");
+    printf("  RSS             %10s", ap_fmt_bytes(rss, false, b[0]));
+    if (have_inuse)
+        printf("   (the allocator's in use is %s of it)",
+               ap_fmt_percent((double)inuse, (double)rss, b[1]));
+    printf("\n  peak RSS        %10s   (high-water mark since start, VmHWM)\n",
+           ap_fmt_bytes(hwm, false, b[2]));
+}
+
 static void print_classes(const class_row *c, size_t n)
 {
     ap_table t;
@@ -151,29 +166,57 @@ static void print_history(ap_file *f, const ap_process *proc)
         if (f->dumps[i].process_id == proc->id && f->dumps[i].inuse_bytes > max)
             max = f->dumps[i].inuse_bytes;
     ap_table t;
-    ap_table_init(&t, 7);
+    ap_table_init(&t, 8);
     ap_table_row(&t, (const char *[]){"dump", "after", "reason", "estimate", "exact", "mapped",
-                                      "estimate, to scale"});
+                                      "RSS", "estimate, to scale"});
+    const ap_dump *top = NULL;
+    int64_t top_inuse = 0, hwm_last = -1;
     for (size_t i = 0; i < f->ndumps; i++) {
         const ap_dump *d = &f->dumps[i];
         if (d->process_id != proc->id)
             continue;
         int64_t v[S_N] = {0};
         int have = read_alloc_stats(f, d->id, v) == 1;
-        char s[5][AP_FMT_LEN], bar[41];
+        int64_t rss = 0;
+        int have_rss = ap_dump_process_memory(f, d->id, &rss, &hwm_last);
+        if (have && (!top || v[S_INUSE] > top_inuse)) {
+            top = d;
+            top_inuse = v[S_INUSE];
+        }
+        char s[6][AP_FMT_LEN], bar[41];
         int w = (int)(40 * (double)(d->inuse_bytes > 0 ? d->inuse_bytes : 0) / (double)max);
         memset(bar, '#', (size_t)w);
         bar[w] = 0;
         snprintf(s[0], AP_FMT_LEN, "%lld", (long long)d->id);
         snprintf(s[1], AP_FMT_LEN, "%.2f s", d->time - proc->start_time);
-        ap_table_row(
-            &t, (const char *[]){s[0], s[1], d->reason, ap_fmt_bytes(d->inuse_bytes, false, s[2]),
-                                 have ? ap_fmt_bytes(v[S_INUSE], false, s[3]) : "-",
-                                 have ? ap_fmt_bytes(v[S_MAPPED], false, s[4]) : "-", bar});
+        ap_table_row(&t, (const char *[]){s[0], s[1], d->reason,
+                                          ap_fmt_bytes(d->inuse_bytes, false, s[2]),
+                                          have ? ap_fmt_bytes(v[S_INUSE], false, s[3]) : "-",
+                                          have ? ap_fmt_bytes(v[S_MAPPED], false, s[4]) : "-",
+                                          have_rss ? ap_fmt_bytes(rss, false, s[5]) : "-", bar});
     }
-    printf("\nin use over the dumps (estimate: from the samples; exact: the allocator's count):\n");
+    printf("\nin use over the dumps (estimate: from the samples; exact: the allocator's count; "
+           "RSS: the kernel's):\n");
     ap_table_print(&t, stdout, "  ");
     ap_table_free(&t);
+    if (top) {
+        char b[2][AP_FMT_LEN];
+        printf("  highest exact in use: %s at dump %lld (%s)", ap_fmt_bytes(top_inuse, false, b[0]),
+               (long long)top->id, top->reason);
+        if (hwm_last >= 0)
+            printf("; the process's RSS peaked at %s", ap_fmt_bytes(hwm_last, false, b[1]));
+        printf(
+            "\n  (in use between dumps is not recorded: --peak F writes a dump whenever it grows "
+            "by F)\n");
+    }
+}
+
+static void json_memory(int found, int64_t rss, int64_t hwm)
+{
+    if (found)
+        printf("{\"rss_bytes\": %lld, \"hwm_bytes\": %lld}", (long long)rss, (long long)hwm);
+    else
+        fputs("null", stdout);
 }
 
 static void print_json(ap_file *f, const ap_profile *p, const int64_t *v, int have,
@@ -181,6 +224,10 @@ static void print_json(ap_file *f, const ap_profile *p, const int64_t *v, int ha
 {
     fputs("{", stdout);
     ap_json_profile_head(stdout, p);
+    int64_t rss = 0, hwm = 0;
+    fputs(", \"process_memory\": ", stdout);
+    int found = ap_dump_process_memory(f, p->dump->id, &rss, &hwm);
+    json_memory(found, rss, hwm);
     fputs(", \"alloc_stats\": ", stdout);
     if (have) {
         for (int i = 0; i < S_N; i++)
@@ -210,7 +257,11 @@ static void print_json(ap_file *f, const ap_profile *p, const int64_t *v, int ha
                d->time - p->proc->start_time, d->reason, (long long)d->inuse_bytes);
         h ? printf("%lld", (long long)s[S_INUSE]) : fputs("null", stdout);
         fputs(", \"mapped_bytes\": ", stdout);
-        h ? printf("%lld}", (long long)s[S_MAPPED]) : fputs("null}", stdout);
+        h ? printf("%lld", (long long)s[S_MAPPED]) : fputs("null", stdout);
+        fputs(", \"process_memory\": ", stdout);
+        found = ap_dump_process_memory(f, d->id, &rss, &hwm);
+        json_memory(found, rss, hwm);
+        fputs("}", stdout);
     }
     fputs("]}\n", stdout);
 }
@@ -241,6 +292,13 @@ int ap_cmd_stats(int argc, char **argv)
             print_alloc_stats(v);
         else
             printf("no allocator statistics recorded at this dump\n");
+        int64_t rss, hwm;
+        if (ap_dump_process_memory(f, p.dump->id, &rss, &hwm))
+            print_process_memory(rss, hwm, v[S_INUSE], have == 1);
+        else
+            printf(
+                "process: RSS not recorded at this dump (an older allocprof wrote it, or /proc was "
+                "unreadable)\n");
         print_classes(c, nc);
         print_history(f, p.proc);
     }

@@ -389,6 +389,23 @@ int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out)
     return found;
 }
 
+int ap_dump_process_memory(ap_file *f, int64_t dump_id, int64_t *rss, int64_t *hwm)
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT rss_bytes, hwm_bytes FROM process_memory WHERE dump_id = ?1", -1,
+                           &s, NULL) != SQLITE_OK)
+        return 0; /* schema version 1: unknown */
+    sqlite3_bind_int64(s, 1, dump_id);
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    if (found) {
+        *rss = sqlite3_column_int64(s, 0);
+        *hwm = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
 const ap_dump *ap_last_dump(const ap_file *f, int64_t process_id)
 {
     return last_dump(f, process_id, NULL);
@@ -437,7 +454,8 @@ const ap_dump *ap_select_dump(ap_file *f, int64_t process_id, int64_t dump_id, b
         if (f->dumps[i].process_id == process_id && f->dumps[i].inuse_bytes > peak->inuse_bytes)
             peak = &f->dumps[i];
     char held[2][32];
-    if (prefer_peak && peak != d && (double)d->inuse_bytes < 0.9 * (double)peak->inuse_bytes) {
+    if (prefer_peak && peak != d &&
+        100.0 * (double)d->inuse_bytes < AP_PREFER_PEAK_PCT * (double)peak->inuse_bytes) {
         f->dump_why = ap_xasprintf(
             "dump %lld: the one with the most in use (%s); the last, dump %lld (%s), holds %s; "
             "-d ID chooses another",

@@ -21,9 +21,8 @@
 
 #include <sqlite3.h>
 
+#include "schema_version.h" /* AP_SCHEMA_VERSION, generated from schema/schema.sql */
 #include "util.h"
-
-#define AP_SCHEMA_VERSION 1
 
 typedef struct ap_process {
     int64_t id, pid, ppid, parent_id; /* parent_id 0 when none */
@@ -117,10 +116,19 @@ char *ap_split_dump_spec(const char *spec, int64_t *dump);
 /* Selects a dump: dump_id >= 0 chooses that dump; otherwise process_id >= 0
  * chooses that process row, else the main process (ap_default_process), and
  * of its dumps the last, or with prefer_peak (reports on in-use figures) the
- * one with the most in use when the last holds less than 90 % of it (a
- * program that frees everything at exit; memray's flame graph also opens on
- * the peak). f->dump_why says why. Prints the
- * error and returns NULL when there is none. */
+ * one with the most in use when the last holds less than AP_PREFER_PEAK_PCT %
+ * of it (a program that frees everything at exit; memray's flame graph also
+ * opens on the peak). f->dump_why says why. Prints the error and returns NULL
+ * when there is none. AP_HELP_CHOICE says the same in the commands' --help. */
+#define AP_PREFER_PEAK_PCT 90
+#define AP_STR_(x) #x
+#define AP_STR(x) AP_STR_(x)
+#define AP_HELP_CHOICE                                                                             \
+    "Default process: the one that allocated the most. Default dump: its last, or for\n"           \
+    "in-use figures the one with the most in use when the last holds under " AP_STR(               \
+        AP_PREFER_PEAK_PCT) "%\n"                                                                  \
+                            "of it (a program that frees all at exit). The report says which it "  \
+                            "took and why.\n"
 const ap_dump *ap_select_dump(ap_file *f, int64_t process_id, int64_t dump_id, bool prefer_peak);
 /* The main process: of those with dumps, the one that allocated the most
  * (a run of a shell or a launcher records many that allocate next to
@@ -130,6 +138,9 @@ size_t ap_processes_with_dumps(const ap_file *f);
 /* The allocator's exact in-use bytes at a dump (alloc_stats): 1 and *out,
  * or 0 when the dump has none. */
 int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out);
+/* The process's VmRSS and VmHWM when the dump was written (process_memory):
+ * 1 found, 0 unknown (schema version 1, or /proc unreadable). */
+int ap_dump_process_memory(ap_file *f, int64_t dump_id, int64_t *rss, int64_t *hwm);
 /* The process's last dump (NULL when it has none). */
 const ap_dump *ap_last_dump(const ap_file *f, int64_t process_id);
 /* The last dump with reason 'exit' of the process (NULL when none). */

@@ -282,12 +282,15 @@ static int create_schema(ap_db_t *d, char *err, size_t errlen)
                  version, AP_SCHEMA_VERSION);
         return -1;
     }
-    if (version == 0) {
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", AP_SCHEMA_VERSION);
-        if (exec(d, ap_schema_sql) != SQLITE_OK || exec(d, pragma) != SQLITE_OK ||
-            exec(d, "INSERT OR REPLACE INTO meta VALUES ('schema_version', '1'),"
-                    " ('writer', 'liballocprof " AP_VERSION "')") != SQLITE_OK) {
+    if (version < AP_SCHEMA_VERSION) {
+        /* a new file, or an older one we append to: every statement is IF
+         * NOT EXISTS and versions so far only add tables (schema.sql) */
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "PRAGMA user_version = %d; INSERT OR REPLACE INTO meta VALUES "
+                 "('schema_version', '%d'), ('writer', 'liballocprof " AP_VERSION "')",
+                 AP_SCHEMA_VERSION, AP_SCHEMA_VERSION);
+        if (exec(d, ap_schema_sql) != SQLITE_OK || exec(d, sql) != SQLITE_OK) {
             fail(d, err, errlen, "cannot create the schema");
             exec(d, "ROLLBACK");
             return -1;
@@ -777,6 +780,46 @@ static int write_alloc_stats(ap_db_t *d, int64_t dump_id, const ap_stats_t *give
     return rc;
 }
 
+/* VmRSS and VmHWM in bytes from /proc/self/status, through a guarded
+ * descriptor: 0, or -1 when it cannot be read (no /proc, a sandbox). */
+static int read_process_memory(int64_t *rss, int64_t *hwm)
+{
+    char buf[4096];
+    int fd = g_open("/proc/self/status", O_RDONLY, 0);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = g_read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    g_close(fd);
+    buf[n] = 0;
+    *rss = *hwm = -1;
+    for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (!strncmp(l, "VmRSS:", 6))
+            *rss = strtoll(l + 6, NULL, 10) * 1024;
+        else if (!strncmp(l, "VmHWM:", 6))
+            *hwm = strtoll(l + 6, NULL, 10) * 1024;
+    }
+    return *rss >= 0 && *hwm >= 0 ? 0 : -1;
+}
+
+static int write_process_memory(ap_db_t *d, int64_t dump_id)
+{
+    int64_t rss, hwm;
+    if (read_process_memory(&rss, &hwm))
+        return 0; /* unknown: no row */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(d->db, "INSERT INTO process_memory VALUES (?,?,?)", -1, &st, 0))
+        return -1;
+    sqlite3_bind_int64(st, 1, dump_id);
+    sqlite3_bind_int64(st, 2, rss);
+    sqlite3_bind_int64(st, 3, hwm);
+    int rc = step_done(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit,
                      const ap_peak_snap_t *at, snap_t *snap, uint32_t n)
 {
@@ -796,7 +839,7 @@ static int write_all(ap_db_t *d, const char *reason, double now, bool at_exit,
     int64_t dump_id;
     if (write_mappings(d) || write_threads(d) || write_stacks(d) ||
         write_dump_row(d, reason, now, &tot, &dump_id) || write_buckets(d, dump_id, snap, n) ||
-        write_alloc_stats(d, dump_id, at ? &at->stats : NULL))
+        write_alloc_stats(d, dump_id, at ? &at->stats : NULL) || write_process_memory(d, dump_id))
         return -1;
     if (at_exit) {
         sqlite3_stmt *st;

@@ -1,9 +1,12 @@
--- allocprof profile database, schema version 1.
+-- allocprof profile database, schema version 2.
 -- Written by liballocprof.so (profiler/db_writer.c), read by the allocprof
 -- command (cli/). One file may hold several processes (a program, its forked
 -- children, programs they exec), each with its own dumps. Table by table:
 -- docs/schema.md. The version is PRAGMA user_version; readers refuse a newer
--- one. Migrations from older versions live in schema/migrations/NNN.sql.
+-- one. Every statement is IF NOT EXISTS, so a version that only adds tables
+-- needs no migration: the writer runs this file again on an older profile
+-- and raises its version (1 -> 2 added process_memory). A change to an
+-- existing table would need a migration file in schema/migrations/NNN.sql.
 
 -- Key/value facts about the file: 'schema_version', 'writer' (library version),
 -- 'lsan_default_suppressions:<process id>' (the text a program's
@@ -108,6 +111,16 @@ CREATE TABLE IF NOT EXISTS alloc_stats (
     cached_bytes    INTEGER NOT NULL,      -- objects in thread caches and central lists
     metadata_bytes  INTEGER NOT NULL,
     released_total  INTEGER NOT NULL       -- bytes ever released to the OS
+);
+
+-- The process's memory as the kernel counts it (/proc/self/status, read when
+-- the dump was written; for a peak dump that is a few milliseconds after its
+-- snapshot). Since schema version 2; readers treat a missing table or row as
+-- unknown.
+CREATE TABLE IF NOT EXISTS process_memory (
+    dump_id         INTEGER PRIMARY KEY REFERENCES dump(id),
+    rss_bytes       INTEGER NOT NULL,      -- resident set (VmRSS)
+    hwm_bytes       INTEGER NOT NULL       -- its high-water mark since start (VmHWM)
 );
 
 CREATE TABLE IF NOT EXISTS class_stats (

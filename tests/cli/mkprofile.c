@@ -10,7 +10,7 @@
  * exact). Mappings come from dl_iterate_phdr (executable PT_LOAD segments,
  * bias = dlpi_addr, GNU build id from PT_NOTE; the program's own path from
  * /proc/self/exe). The database is schema/schema.sql applied as is, with
- * PRAGMA user_version = 1; each dump writes only the buckets that changed
+ * its PRAGMA user_version; each dump writes only the buckets that changed
  * since the previous dump, as the profiler does.
  *
  * Scenario (variant a; b changes counts for the diff test), process 1:
@@ -43,6 +43,8 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "schema_version.h" /* AP_SCHEMA_VERSION */
 
 #define NOINLINE __attribute__((noinline))
 #define MAXDEPTH 64
@@ -303,8 +305,12 @@ static void open_db(const char *path, int create)
     sql[fread(sql, 1, sizeof sql - 1, f)] = 0;
     fclose(f);
     exec(sql);
-    exec("PRAGMA user_version = 1");
-    exec("INSERT INTO meta VALUES ('schema_version', '1'), ('writer', 'mkprofile')");
+    char meta[160];
+    snprintf(meta, sizeof meta,
+             "PRAGMA user_version = %d; INSERT INTO meta VALUES ('schema_version', '%d'),"
+             " ('writer', 'mkprofile')",
+             AP_SCHEMA_VERSION, AP_SCHEMA_VERSION);
+    exec(meta);
 }
 
 static void build_id_of(struct dl_phdr_info *info, char out[41])
@@ -436,6 +442,16 @@ static int64_t class_size(int64_t n)
  * rounded size, 8 MiB mapped. */
 static void write_alloc_stats(int64_t dump_id, int64_t inuse)
 {
+    /* the process's memory: 4 MiB besides the heap, and its high-water mark */
+    static int64_t hwm;
+    int64_t rss = (4 << 20) + inuse;
+    hwm = rss > hwm ? rss : hwm;
+    sqlite3_stmt *pm = prep("INSERT INTO process_memory VALUES (?1, ?2, ?3)");
+    sqlite3_bind_int64(pm, 1, dump_id);
+    sqlite3_bind_int64(pm, 2, rss);
+    sqlite3_bind_int64(pm, 3, hwm);
+    step(pm);
+    sqlite3_finalize(pm);
     sqlite3_stmt *st = prep("INSERT INTO alloc_stats VALUES (?1, ?2, ?3, ?4, 0, 8388608, ?5, "
                             "1048576, 4096, 65536, 2097152)");
     int64_t large = 0;

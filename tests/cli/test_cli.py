@@ -234,9 +234,18 @@ def case_stats():
     text = run("stats", db).stdout
     check(re.search(r"in use\s+2\.86 KiB", text) and "fragmentation" in text, text)
     check("not the process's RSS" in text and "returned to OS" not in text, text)
-    check(re.search(r"dump\s+after\s+reason\s+estimate\s+exact\s+mapped\s+estimate, to scale",
+    check(re.search(r"dump\s+after\s+reason\s+estimate\s+exact\s+mapped\s+RSS\s+estimate, to scale",
                     text), text)
-    check(re.search(r"interval\s+1\.02 MiB\s+1\.02 MiB\s+8\.00 MiB\s+#{40}", text), text)
+    check(re.search(r"interval\s+1\.02 MiB\s+1\.02 MiB\s+8\.00 MiB\s+5\.02 MiB\s+#{40}", text), text)
+    # the process's RSS beside the allocator's figures (mkprofile: 4 MiB + in use)
+    check(re.search(r"RSS\s+4\.00 MiB\s+\(the allocator's in use is 0\.07% of it\)", text), text)
+    check(re.search(r"peak RSS\s+5\.02 MiB\s+\(high-water mark since start, VmHWM\)", text), text)
+    check("highest exact in use: 1.02 MiB at dump 1 (interval); the process's RSS peaked at "
+          "5.02 MiB" in text, text)
+    check(j["process_memory"] == {"rss_bytes": (4 << 20) + 2928, "hwm_bytes": (4 << 20) + 1069576},
+          str(j["process_memory"]))
+    check([d["process_memory"]["rss_bytes"] for d in j["dumps"]] ==
+          [(4 << 20) + x for x in (1069576, 1051440, 2928)], "RSS per dump")
 
 
 def case_flamegraph():
@@ -448,7 +457,8 @@ def case_errors():
     newer = os.path.join(TMP, "newer.db")
     shutil.copy(db, newer)
     con = sqlite3.connect(newer)
-    con.execute("PRAGMA user_version = 2")
+    (version,) = con.execute("PRAGMA user_version").fetchone()
+    con.execute(f"PRAGMA user_version = {version + 1}")
     con.commit()
     con.close()
     bad(["top", newer], r"newer\.db: was written by a newer allocprof")

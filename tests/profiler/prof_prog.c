@@ -177,8 +177,8 @@ static void mode_peak(void)
 {
     void *v[64];
     for (int i = 0; i < 64; i++)
-        v[i] = site_big(1 << 20);
-    usleep(300000); /* let the writer take the peak dump */
+        memset(v[i] = site_big(1 << 20), 1, 1 << 20); /* resident: the dump's RSS shows it */
+    usleep(300000);                                   /* let the writer take the peak dump */
     for (int i = 0; i < 64; i++)
         free(v[i]);
     printf("peak done\n");

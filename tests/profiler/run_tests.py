@@ -5,7 +5,7 @@ python3) under liballocprof.so, then checks the SQLite profile directly.
 usage: run_tests.py CASE   (env: AP_CLI, AP_LIB, AP_PROG)
 Exit 0 pass, 1 fail, 77 skip. Symbolization uses addr2line (binutils).
 """
-import atexit, json, math, os, shutil, signal, sqlite3, struct, subprocess, sys, tempfile, time
+import atexit, json, math, os, re, shutil, signal, sqlite3, struct, subprocess, sys, tempfile, time
 
 CLI, LIB, PROG = os.environ["AP_CLI"], os.environ["AP_LIB"], os.environ["AP_PROG"]
 TMP = tempfile.mkdtemp(prefix="ap-prof-")
@@ -278,6 +278,50 @@ def case_peak():
     check(d[-1][1] == "exit" and d[-1][2] < 8 << 20, f"exit dump {d[-1]}")
     # the writer's own wakeups are not requests (issue 14: a request after every peak)
     check(all(x[1] in ("peak", "exit") for x in d), f"dumps nobody asked for: {d}")
+    # the process's RSS beside the allocator's figures (issue 14, item 9): at
+    # the last peak dump (32 MiB or more in use, above) it is resident, and the
+    # high-water mark holds all 64 MiB the program touched
+    mem = dict(((r[0], (r[1], r[2])) for r in c.execute(
+        "SELECT d.seq, m.rss_bytes, m.hwm_bytes FROM process_memory m JOIN dump d ON d.id = m.dump_id"
+        " WHERE d.process_id = ?", (processes(c)[0][0],))))
+    check(sorted(mem) == [x[0] for x in d], f"a dump without its process memory: {mem}")
+    rss, hwm = mem[peaks[-1][0]]
+    check(32 << 20 <= rss <= hwm, f"RSS at the last peak dump: {rss}, {hwm}")
+    check(mem[d[-1][0]][1] >= 64 << 20, f"peak RSS at exit: {mem[d[-1][0]]}")
+    j = json.loads(subprocess.run([CLI, "stats", db, "--format", "json"], capture_output=True,
+                                  text=True, check=True).stdout)
+    check(j["process_memory"]["hwm_bytes"] == mem[d[-1][0]][1], f"stats: {j['process_memory']}")
+    check(j["dumps"][0]["process_memory"]["rss_bytes"] == mem[d[0][0]][0], "stats per dump")
+
+
+def case_schema_upgrade():
+    """a profile of schema version 1 (no process_memory) is read, its RSS said to be
+    unknown, and a new process appending to it raises it to version 2"""
+    db, _ = run([PROG, "sites"])
+    old = os.path.join(TMP, "v1.db")
+    shutil.copy(db, old)
+    c = sqlite3.connect(old)
+    c.executescript("DROP TABLE process_memory; PRAGMA user_version = 1;"
+                    " UPDATE meta SET value = '1' WHERE key = 'schema_version';")
+    c.close()
+    r = subprocess.run([CLI, "stats", old], capture_output=True, text=True)
+    check(r.returncode == 0 and "RSS not recorded at this dump" in r.stdout, r.stdout + r.stderr)
+    j = json.loads(subprocess.run([CLI, "stats", old, "--format", "json"], capture_output=True,
+                                  text=True, check=True).stdout)
+    check(j["process_memory"] is None and j["dumps"][-1]["process_memory"] is None, str(j)[:300])
+    env = dict(os.environ, LD_PRELOAD=LIB, ALLOCPROF_OUTPUT=old)
+    subprocess.run([PROG, "sites"], env=env, check=True, timeout=120, stdout=subprocess.DEVNULL)
+    c = connect(old)
+    check(c.execute("PRAGMA user_version").fetchone()[0] == 2, "version not raised")
+    check(c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2",
+          "meta schema_version")
+    rows = processes(c)
+    check(len(rows) == 2, f"{len(rows)} processes")
+    n = c.execute("SELECT count(*) FROM process_memory m JOIN dump d ON d.id = m.dump_id"
+                  " WHERE d.process_id = ?", (rows[1][0],)).fetchone()[0]
+    check(n == len(dumps(c, rows[1][0])) and n > 0, f"{n} process_memory rows")
+    r = subprocess.run([CLI, "stats", old, "-p", str(rows[1][0])], capture_output=True, text=True)
+    check(r.returncode == 0 and re.search(r"peak RSS\s+\d", r.stdout), r.stdout + r.stderr)
 
 
 def case_short_peak():
