@@ -21,7 +21,7 @@
 #include "cli.h"
 #include "format.h"
 #include "report.h"
-#include "suppress.h"
+#include "leaks.h"
 
 static const char help[] =
     "usage: allocprof leaks FILE[@DUMP] [-p PROCESS] [-d DUMP] [-n N] [--min SIZE]\n"
@@ -66,27 +66,7 @@ static int64_t choose_dump(const char *spec, const ap_opts *o)
     return id;
 }
 
-typedef struct leak_totals {
-    int64_t bytes, objects; /* the stacks reported */
-    size_t sup_stacks;      /* suppressed */
-    int64_t sup_bytes, sup_objects;
-} leak_totals;
-
-/* What a sampled report cannot see: 0, or one malloc'd line. */
-static char *sampling_caveat(const ap_profile *p)
-{
-    if (p->proc->rate <= 1)
-        return NULL;
-    char a[AP_FMT_LEN], b[AP_FMT_LEN];
-    double r = (double)p->proc->rate;
-    return ap_xasprintf("a leak of S bytes in all is seen with probability 1 - e^(-S/rate): half "
-                        "the time at %s, a tenth at %s; smaller leaks may be missed. Run with "
-                        "--rate 1 for exact figures",
-                        ap_fmt_bytes((int64_t)(r * log(2.0)), false, a),
-                        ap_fmt_bytes((int64_t)(r * -log(0.9)), false, b));
-}
-
-static void print_text(const ap_report *r, const ap_profile *p, size_t n, const leak_totals *lt,
+static void print_text(const ap_report *r, const ap_profile *p, size_t n, const ap_leaks *lt,
                        const ap_supp *sup)
 {
     char b[6][AP_FMT_LEN];
@@ -97,7 +77,7 @@ static void print_text(const ap_report *r, const ap_profile *p, size_t n, const 
            ap_fmt_bytes(lt->bytes, false, b[0]), ap_fmt_count(lt->objects, false, b[1]), r->nrows,
            r->nrows == 1 ? "" : "s", ap_fmt_bytes(t[AP_ALLOC_BYTES], false, b[2]),
            ap_fmt_count(t[AP_ALLOC_OBJECTS], false, b[3]));
-    char *note = ap_estimate_note(p), *caveat = sampling_caveat(p);
+    char *note = ap_estimate_note(p), *caveat = ap_leaks_caveat(p);
     printf("(%s)\n", note);
     if (caveat)
         printf("(%s)\n", caveat);
@@ -134,7 +114,7 @@ static void print_text(const ap_report *r, const ap_profile *p, size_t n, const 
     }
 }
 
-static void print_json(const ap_report *r, const ap_profile *p, size_t n, const leak_totals *lt,
+static void print_json(const ap_report *r, const ap_profile *p, size_t n, const ap_leaks *lt,
                        const ap_supp *sup)
 {
     fputs("{", stdout);
@@ -144,7 +124,7 @@ static void print_json(const ap_report *r, const ap_profile *p, size_t n, const 
     ap_json_estimate(stdout, p);
     printf(", \"leaked\": {\"inuse_bytes\": %lld, \"inuse_objects\": %lld}, \"caveat\": ",
            (long long)lt->bytes, (long long)lt->objects);
-    char *caveat = sampling_caveat(p);
+    char *caveat = ap_leaks_caveat(p);
     caveat ? ap_json_str(stdout, caveat) : (void)fputs("null", stdout);
     free(caveat);
     fputs(", \"suppressed\": [", stdout);
@@ -171,59 +151,6 @@ static void print_json(const ap_report *r, const ap_profile *p, size_t n, const 
     fputs("]}\n", stdout);
 }
 
-/* The program's own __lsan_default_suppressions text, as the library stored it. */
-static char *program_suppressions(ap_file *f, int64_t process_id)
-{
-    sqlite3_stmt *s;
-    char *text = NULL;
-    if (sqlite3_prepare_v2(f->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL) !=
-        SQLITE_OK)
-        return NULL;
-    char key[64];
-    snprintf(key, sizeof key, "lsan_default_suppressions:%lld", (long long)process_id);
-    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
-        text = ap_xstrdup((const char *)sqlite3_column_text(s, 0));
-    sqlite3_finalize(s);
-    return text;
-}
-
-/* Drops the rows a suppression matches, counting them; totals what stays. */
-static void suppress(ap_report *r, ap_supp *sup, leak_totals *lt)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->nrows; i++) {
-        const int64_t *v = r->rows[i].flat[0];
-        ap_supp_rule *rule = (ap_supp_rule *)ap_supp_find(sup, r->rows[i].sym, r->rows[i].nsym);
-        if (rule) {
-            rule->stacks++;
-            rule->bytes += v[AP_INUSE_BYTES];
-            rule->objects += v[AP_INUSE_OBJECTS];
-            lt->sup_stacks++;
-            lt->sup_bytes += v[AP_INUSE_BYTES];
-            lt->sup_objects += v[AP_INUSE_OBJECTS];
-            continue;
-        }
-        lt->bytes += v[AP_INUSE_BYTES];
-        lt->objects += v[AP_INUSE_OBJECTS];
-        r->rows[n++] = r->rows[i];
-    }
-    r->nrows = n;
-}
-
-/* Keeps the rows that still hold memory (and at least min bytes). */
-static void keep_leaks(ap_report *r, uint64_t min)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->nrows; i++) {
-        const int64_t *v = r->rows[i].flat[0];
-        if ((v[AP_INUSE_BYTES] > 0 || v[AP_INUSE_OBJECTS] > 0) &&
-            (uint64_t)(v[AP_INUSE_BYTES] > 0 ? v[AP_INUSE_BYTES] : 0) >= min)
-            r->rows[n++] = r->rows[i];
-    }
-    r->nrows = n;
-}
-
 int ap_cmd_leaks(int argc, char **argv)
 {
     ap_opts o;
@@ -242,34 +169,17 @@ int ap_cmd_leaks(int argc, char **argv)
         ap_sym_free(sym);
         return 1;
     }
-    ap_report rep;
-    ap_report_init(&rep, AP_BY_STACK);
-    ap_report_add(&rep, &p, 0);
-    ap_report_sort(&rep, AP_INUSE_BYTES, false, false);
-    keep_leaks(&rep, o.min);
-    ap_supp sup;
-    ap_supp_init(&sup);
-    char *prog = o.no_suppress ? NULL : program_suppressions(f, p.proc->id);
-    int bad = 0;
-    if (!o.no_suppress) {
-        bad |= ap_supp_add_text(&sup, ap_supp_builtin, "built-in");
-        if (prog)
-            bad |= ap_supp_add_text(&sup, prog, "the program's __lsan_default_suppressions");
-        for (int i = 0; i < o.nsupp && !bad; i++)
-            bad |= ap_supp_add_file(&sup, o.supp_files[i]);
-    }
-    leak_totals lt = {0};
+    ap_leaks l;
+    int bad = ap_leaks_find(&l, f, &p, o.min, o.no_suppress, o.supp_files, o.nsupp);
     if (!bad) {
-        suppress(&rep, &sup, &lt);
-        size_t n = o.n <= 0 || (size_t)o.n > rep.nrows ? rep.nrows : (size_t)o.n;
+        ap_report *rep = &l.rep;
+        size_t n = o.n <= 0 || (size_t)o.n > rep->nrows ? rep->nrows : (size_t)o.n;
         if (o.json)
-            print_json(&rep, &p, n, &lt, &sup);
+            print_json(rep, &p, n, &l, &l.sup);
         else
-            print_text(&rep, &p, n, &lt, &sup);
+            print_text(rep, &p, n, &l, &l.sup);
     }
-    ap_supp_free(&sup);
-    free(prog);
-    ap_report_free(&rep);
+    ap_leaks_free(&l);
     ap_profile_free(&p);
     ap_file_close(f);
     ap_sym_free(sym);
