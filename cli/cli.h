@@ -20,6 +20,7 @@ int ap_cmd_top(int argc, char **argv);
 int ap_cmd_diff(int argc, char **argv);
 int ap_cmd_leaks(int argc, char **argv);
 int ap_cmd_stats(int argc, char **argv);
+int ap_cmd_report(int argc, char **argv);
 int ap_cmd_flamegraph(int argc, char **argv);
 int ap_cmd_pprof(int argc, char **argv);
 

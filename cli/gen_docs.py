@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 
-COMMANDS = ["run", "dump", "list", "top", "diff", "leaks", "stats", "flamegraph", "pprof"]
+COMMANDS = ["run", "dump", "list", "top", "diff", "leaks", "stats", "flamegraph", "pprof", "report"]
 
 
 def helptext(exe, *args):

@@ -2,7 +2,7 @@
  * main.c — the allocprof command: parses the subcommand and dispatches to
  * cmd_<name>.c: run and dump (cmd_run.c, cmd_dump.c: starting programs under
  * liballocprof.so and asking them for dumps) and the reports over a profile
- * database: list, top, diff, leaks, stats, flamegraph, pprof. Every
+ * database: list, top, diff, leaks, stats, flamegraph, pprof, report. Every
  * subcommand takes --help. Errors: one "allocprof: <what>: <why>" line on
  * stderr and a non-zero exit (2 for usage errors, 1 for bad input files).
  */
@@ -15,9 +15,9 @@ static const struct {
     const char *name;
     int (*fn)(int, char **);
 } commands[] = {
-    {"list", ap_cmd_list},   {"top", ap_cmd_top},     {"diff", ap_cmd_diff},
-    {"leaks", ap_cmd_leaks}, {"stats", ap_cmd_stats}, {"flamegraph", ap_cmd_flamegraph},
-    {"pprof", ap_cmd_pprof},
+    {"list", ap_cmd_list},   {"top", ap_cmd_top},       {"diff", ap_cmd_diff},
+    {"leaks", ap_cmd_leaks}, {"stats", ap_cmd_stats},   {"flamegraph", ap_cmd_flamegraph},
+    {"pprof", ap_cmd_pprof}, {"report", ap_cmd_report},
 };
 
 static void usage(FILE *f)
@@ -39,6 +39,8 @@ static void usage(FILE *f)
                "                interactive SVG flame graph, or folded stacks\n"
                "  pprof FILE [-o OUT.pb.gz]\n"
                "                export for go tool pprof\n"
+               "  report FILE [-o OUT.html]\n"
+               "                one HTML file: timeline, flame graph, tables\n"
                "  help          show this text\n"
                "  --version     print the version\n\n"
                "'allocprof <command> --help' describes a command's options; 'man allocprof'\n"

@@ -614,6 +614,38 @@ static int load_buckets(ap_file *f, const ap_dump *d, ap_profile *p)
     return rc;
 }
 
+int ap_dump_rows(ap_file *f, int64_t dump_id, ap_bucket **rows, size_t *n)
+{
+    sqlite3_stmt *s;
+    *rows = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT stack_id, tid, alloc_objects, alloc_bytes, free_objects, "
+                           "free_bytes, alloc_class_bytes, samples FROM bucket WHERE dump_id = ?1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(s, 1, dump_id);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        ap_grow(rows, &cap, *n + 1, sizeof **rows);
+        ap_bucket *b = &(*rows)[(*n)++];
+        memset(b, 0, sizeof *b);
+        int64_t ao = sqlite3_column_int64(s, 2), ab = sqlite3_column_int64(s, 3);
+        int64_t fo = sqlite3_column_int64(s, 4), fb = sqlite3_column_int64(s, 5);
+        b->stack_id = sqlite3_column_int64(s, 0);
+        b->tid = sqlite3_column_int64(s, 1);
+        b->v[AP_INUSE_BYTES] = ab - fb;
+        b->v[AP_INUSE_OBJECTS] = ao - fo;
+        b->v[AP_ALLOC_BYTES] = ab;
+        b->v[AP_ALLOC_OBJECTS] = ao;
+        b->alloc_class_bytes = sqlite3_column_int64(s, 6);
+        b->samples = sqlite3_column_int64(s, 7);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int ap_profile_load(ap_file *f, const ap_dump *d, ap_profile *out)
 {
     memset(out, 0, sizeof *out);

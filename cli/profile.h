@@ -141,6 +141,11 @@ int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out);
 /* The process's VmRSS and VmHWM when the dump was written (process_memory):
  * 1 found, 0 unknown (schema version 1, or /proc unreadable). */
 int ap_dump_process_memory(ap_file *f, int64_t dump_id, int64_t *rss, int64_t *hwm);
+/* The bucket rows one dump wrote itself (the buckets that changed since the
+ * process's previous dump; each replaces its (stack, tid) state), with the
+ * figures computed as ap_profile_load computes them; .stack is NULL. 0, or
+ * -1 on a database error. *rows is malloc'd. */
+int ap_dump_rows(ap_file *f, int64_t dump_id, ap_bucket **rows, size_t *n);
 /* The process's last dump (NULL when it has none). */
 const ap_dump *ap_last_dump(const ap_file *f, int64_t process_id);
 /* The last dump with reason 'exit' of the process (NULL when none). */
