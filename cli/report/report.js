@@ -349,6 +349,7 @@ function drawFlame() {
       }
     }
     d.textContent = n.f === -2 ? `all: ${fmtMetric(S.metric, n.v)}` : funcName(n.f);
+    if (width * W < 10) d.classList.add('narrow'); // no padding: a frame no wider than it is
     frag.appendChild(d);
     depthMax = Math.max(depthMax, n.depth);
   };
@@ -601,6 +602,14 @@ function init() {
   showProcess(D.initial.process, D.initial.dump);
 }
 // for tests and for the curious: the state and what the page drew
-window.apReport = { data: D, state: S, get flame() { return FLAME; }, aggregate: () => aggregate(S.proc, stateAt(S.proc, S.sel, 0), S.tid), lastDrawMs: 0 };
+window.apReport = {
+  data: D, state: S, lastDrawMs: 0,
+  get flame() { return FLAME; },
+  // the selected dump's functions as top --format json gives them
+  functions() {
+    const a = aggregate(S.proc, stateAt(S.proc, S.sel, 0), S.tid);
+    return Array.from(a.rows.values()).map((r) => ({ name: funcName(r.f), file: funcFile(r.f), flat: Array.from(r.flat), cum: Array.from(r.cum) }));
+  },
+};
 init();
 })();

@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 ARGS = None
@@ -790,6 +791,184 @@ def case_flamegraph_browser():
         check(h2 == h0, f"Escape: {h2} != {h0}")
         check(b.console_errors(page) == [], str(b.console_errors(page)))
         check(all(u.startswith("file://") for u in b.requests(page)), str(b.requests(page)))
+
+
+class Page:
+    """A report page in headless Chromium, used the way a person uses it: real clicks,
+    key presses and hovers (Input.dispatch*), and what the page shows."""
+
+    def __init__(self, b, url):
+        self.b, self.page = b, b.open(url)
+
+    def js(self, expr):
+        return self.b.eval(self.page, expr)
+
+    def center(self, selector, index=0):
+        r = self.js(f"(() => {{ const e = document.querySelectorAll({json.dumps(selector)})"
+                    f"[{index}]; e.scrollIntoView({{block: 'center'}}); const r = "
+                    f"e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + "
+                    f"r.height / 2]; }})()")
+        return r
+
+    def click(self, selector, index=0, shift=False):
+        x, y = self.center(selector, index)
+        for t in ("mousePressed", "mouseReleased"):
+            self.b.call("Input.dispatchMouseEvent", self.page, type=t, x=x, y=y, button="left",
+                        clickCount=1, modifiers=8 if shift else 0)
+
+    def hover(self, selector, index=0):
+        x, y = self.center(selector, index)
+        self.b.call("Input.dispatchMouseEvent", self.page, type="mouseMoved", x=x, y=y)
+        return self.js("document.getElementById('tip').textContent")
+
+    def type(self, selector, text):
+        self.click(selector)
+        self.b.call("Input.insertText", self.page, text=text)
+
+    def widest_frame(self):
+        """(index, name, depth) of the widest frame below the root, the shallowest on a tie"""
+        fr = self.js("Array.from(document.querySelectorAll('#flame .fr')).map((e, i) => [i, "
+                     "e.textContent, e.getBoundingClientRect().width, parseFloat(e.style.top),"
+                     " e.classList.contains('root') || e.classList.contains('anc')])")
+        fr = [f for f in fr if not f[4]]
+        i, name, _, top, _ = max(fr, key=lambda f: (round(f[2], 1), -f[3]))
+        return i, name
+
+
+def page_functions(p):
+    return {(r["name"], r["file"]): r for r in p.js("apReport.functions()")}
+
+
+def check_same_as_top(p, spec, what):
+    """every function's flat and cum figures, four metrics, equal top's for the dump (top
+    lists, for each --sort, the functions with a figure in that metric)"""
+    got = page_functions(p)
+    names = ("inuse_bytes", "inuse_objects", "alloc_bytes", "alloc_objects")
+    for m, sort in enumerate(("inuse-bytes", "inuse-objects", "alloc-bytes", "alloc-objects")):
+        j = run_json("top", spec, "-n", "0", "--sort", sort)
+        want = {(r["name"], r.get("file")): r for r in j["rows"]}
+        for k, r in want.items():
+            g = got.get(k)
+            check(g is not None, f"{what}: {k} is in top, not in the page")
+            check([g["flat"][i] for i in range(4)] == [r["flat"][n] for n in names] and
+                  [g["cum"][i] for i in range(4)] == [r["cum"][n] for n in names],
+                  f"{what}: {k}: page {g}, top {r}")
+        extra = [k for k, g in got.items() if k not in want and (g["flat"][m] or g["cum"][m])]
+        check(not extra, f"{what}, {sort}: in the page, not in top: {extra}")
+
+
+def check_widest_frame(p, spec, sort, what):
+    """the flame graph's widest frame and the figure its hover shows are top's largest
+    cumulative figure for the metric"""
+    i, name = p.widest_frame()
+    tip = p.hover("#flame .fr", i)
+    m = re.search(r"\(([\d,]+) (B|objects)\)", tip)
+    check(m, f"{what}: hover shows {tip!r}")
+    shown = int(m.group(1).replace(",", ""))
+    j = run_json("top", spec, "-n", "0", "--cum", "--sort", sort)
+    key = sort.replace("-", "_")
+    best = j["rows"][0]["cum"][key]
+    mine = [r["cum"][key] for r in j["rows"] if r["name"] == name]
+    check(mine and shown == mine[0] == best, f"{what}: widest frame {name} shows {shown}; "
+          f"top: {name} {mine}, largest {best}")
+    check(tip.startswith(name), f"{what}: {tip!r}")
+
+
+def open_report(html):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import browser
+    if not browser.CHROMIUM:
+        print("no chromium: skipped")
+        sys.exit(77)
+    return browser.Browser(width=1300, height=900, timeout=60)
+
+
+def case_report_browser():
+    """allocprof report on mkprofile's scenario, as a person sees it in headless Chromium:
+    one timeline point per dump; the widest frame and its figure, and every function's
+    figures, are top's for the dump, for each metric; search paints the frames it names;
+    two dumps selected show what grew as grown; the leak table is leaks'; processes can be
+    switched; no console error, no request but the file"""
+    db, _ = make("a")
+    html = os.path.join(TMP, "a.html")
+    p = run("report", db, "-o", html)
+    check(f"wrote {html}" in p.stderr, p.stderr)
+    data = open(html).read()
+    check(not re.search(r"(src|href)\s*=\s*[\"']?(https?:|//)", data), "a link outside the file")
+    lst = run_json("list", db)
+    procs = {pr["id"]: pr for pr in lst["processes"]}
+    with open_report(html) as b:
+        p = Page(b, "file://" + html)
+        pts = p.js("Array.from(document.querySelectorAll('#timeline .pt')).map(e => +e.dataset.dump)")
+        check(pts == [d["id"] for d in procs[1]["dumps"]], f"points {pts} vs list {procs[1]['dumps']}")
+        # opens on the dump top takes by default, and says so
+        j = run_json("top", db)
+        sel = p.js("document.getElementById('selection').textContent")
+        check(f"dump {j['dump']['id']} " in sel, f"{sel} vs top's dump {j['dump']}")
+        for k, d in enumerate(procs[1]["dumps"]):
+            p.click("#timeline .pt", k)
+            check(p.js("apReport.state.sel") == k, f"click on point {k}")
+            spec = f"{db}@{d['id']}"
+            check_same_as_top(p, spec, f"dump {d['id']}")
+        exit_id = procs[1]["dumps"][-1]["id"]
+        spec = f"{db}@{exit_id}"
+        check_widest_frame(p, spec, "inuse-bytes", "inuse-bytes")
+        for m, sort in enumerate(("inuse-objects", "alloc-bytes", "alloc-objects"), 1):
+            p.click(f"#metric input[value='{m}']")
+            check_widest_frame(p, spec, sort, sort)
+            first = p.js("document.querySelector('#tab-functions tbody tr').dataset.func")
+            want = run_json("top", spec, "--sort", sort)["rows"][0]["name"]
+            check(first == want, f"{sort}: first function {first}, top's {want}")
+        p.click("#metric input[value='0']")
+        # search paints the frames it names, and sums them
+        p.type("#search", "leak_alpha|thread_epsilon")
+        time.sleep(0.4)
+        painted = sorted(set(p.js("Array.from(document.querySelectorAll('#flame .fr.match'))"
+                                  ".map(e => e.textContent)")))
+        check(painted == ["leak_alpha", "thread_epsilon"], f"painted {painted}")
+        res = p.js("document.getElementById('search-result').textContent")
+        check(res.startswith("2 frames match: 2.34 KiB ("), res)
+        # two dumps: from the first to the peak, thread_epsilon grew and temp_beta shrank
+        p.click("#timeline .pt", 0)
+        p.click("#timeline .pt", 1, shift=True)
+        check(p.js("[apReport.state.base, apReport.state.sel]") == [0, 1], "compare")
+        grown = p.js("Array.from(document.querySelectorAll('#flame .fr')).filter(e => "
+                     "e.textContent === 'thread_epsilon').map(e => e.dataset.change)")
+        check(grown == ["grow"], f"thread_epsilon in the flame graph: {grown}")
+        rows = p.js("Object.fromEntries(Array.from(document.querySelectorAll("
+                    "'#tab-functions tbody tr')).map(r => [r.dataset.func, [r.cells[1]"
+                    ".className, r.cells[1].textContent]]))")
+        check(rows["thread_epsilon"] == ["grow", "+1.37 KiB"], f"table: {rows.get('thread_epsilon')}")
+        check(rows["temp_beta"] == ["shrink", "-19.5 KiB"], f"table: {rows.get('temp_beta')}")
+        check("compared with dump" in p.js("document.getElementById('selection').textContent"),
+              "the header says what is compared")
+        # zoom makes the picture shorter, Escape restores it
+        p.click("#clear-compare")
+        p.click("#timeline .pt", len(procs[1]["dumps"]) - 1)  # exit: thread_epsilon is wide
+        h0 = p.js("document.getElementById('flame').clientHeight")
+        idx = p.js("Array.from(document.querySelectorAll('#flame .fr')).findIndex(e => "
+                   "e.textContent === 'thread_epsilon')")
+        p.click("#flame .fr", idx)
+        h1 = p.js("document.getElementById('flame').clientHeight")
+        check(h1 < h0, f"zoom kept the height {h0} -> {h1}")
+        p.b.call("Input.dispatchKeyEvent", p.page, type="keyDown", key="Escape", code="Escape",
+                 windowsVirtualKeyCode=27)
+        check(p.js("document.getElementById('flame').clientHeight") == h0, "Escape")
+        # leaks: the leak report's figures
+        lk = run_json("leaks", db)
+        p.click("#tabs button[data-tab='leaks']")
+        text = p.js("document.getElementById('tab-leaks').textContent")
+        check(f"Still in use at exit (dump {exit_id}): 2.86 KiB in 27 objects from 5 call "
+              f"stacks" in text and lk["leaked"]["inuse_bytes"] == 2928, text[:300])
+        # the forked child is a process of its own
+        p.click("#tabs button[data-tab='processes']")
+        p.click("#tab-processes button[data-proc='2']")
+        pts = p.js("document.querySelectorAll('#timeline .pt').length")
+        check(pts == len(procs[2]["dumps"]), f"child: {pts} points")
+        check_same_as_top(p, f"{db}@{procs[2]['dumps'][-1]['id']}", "child")
+        b.screenshot(p.page, os.path.join(TMP, "report.png"))
+        check(b.console_errors(p.page) == [], str(b.console_errors(p.page)))
+        check(b.requests(p.page) == ["file://" + html], str(b.requests(p.page)))
 
 
 def case_symcheck():
