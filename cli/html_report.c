@@ -10,7 +10,10 @@
  * lines (function, line); each process has its table of stacks (line ids,
  * innermost first, inlined frames expanded as in every report), its table of
  * bucket keys (stack, thread), and per dump only the bucket rows that dump
- * wrote (the delta rule of docs/schema.md), with its totals, the allocator's
+ * wrote (the delta rule of docs/schema.md), in key order, each as the gap
+ * from the row before it and the change of its four counters (alloc and
+ * free, objects and bytes) since the key's last row, which keeps the numbers
+ * short; with the dump's totals, the allocator's
  * statistics and the process's memory. The page rebuilds a dump's state by
  * applying the rows of the dumps up to it, and sums it with the rules of
  * report.c (flat: the innermost frame's function; cum: every distinct
@@ -21,10 +24,11 @@
  *    "funcs": [[name, file, module]], "lines": [[func, line]],
  *    "processes": [{id, pid, ppid, parent, exe, cmdline, start, end, rate,
  *      ndumps, alloc_bytes, inuse_bytes, embedded,
- *      threads: [[tid, name]], stacks: [[line...]], keys: [stack, tid, ...],
+ *      threads: [[tid, name]], stacks: [[line...]],
+ *      keys: [stack, tid index, ...], tids: [tid...],
  *      dumps: [{id, seq, t, reason, tot: [4 metrics], samples,
  *               st: [alloc_stats...] | null, mem: [rss, hwm] | null,
- *               rows: [key, ao, ab, fo, fb, ...]}],
+ *               rows: [key gap, d ao, d ab, d fo, d fb, ...]}],
  *      leaks: {...} | null}]}
  *
  * Line -1 and stack -1 stand for "[no stack]" (a bucket whose stack row is
@@ -227,6 +231,17 @@ static int put_leaks(writer *w, const ap_process *proc)
     return 0;
 }
 
+typedef struct krow {
+    uint64_t key;
+    int64_t v[4]; /* ao, ab, fo, fb */
+} krow;
+
+static int by_key(const void *a, const void *b)
+{
+    const krow *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
 /* One process with its data: its last dump is loaded for the stacks and
  * mappings (every stack the process recorded), symbolized, and each dump's
  * own rows are written against a table of bucket keys. */
@@ -255,9 +270,9 @@ static int put_process_data(writer *w, const ap_process *proc, const ap_dump *la
         put_stack(w, p.stacks[i].sym, p.stacks[i].nsym);
     }
     fputs("],\"dumps\":[", o);
-    ap_map keys = {0}; /* (stack index, tid) -> 1 + key index */
-    int64_t *key_pairs = NULL;
-    size_t nkeys = 0, cap_keys = 0;
+    ap_map keys = {0};                       /* (stack index, tid) -> 1 + key index */
+    int64_t *key_pairs = NULL, *prev = NULL; /* prev: each key's last figures */
+    size_t nkeys = 0, cap_keys = 0, cap_prev = 0;
     int rc = 0;
     k = 0;
     for (size_t i = 0; i < w->f->ndumps && rc == 0; i++) {
@@ -285,6 +300,7 @@ static int put_process_data(writer *w, const ap_process *proc, const ap_dump *la
         fputs(",\"mem\":", o);
         x.have_mem ? put_int_array(o, x.mem, 2) : (void)fputs("null", o);
         fputs(",\"rows\":[", o);
+        krow *kr = ap_xmalloc((n + 1) * sizeof *kr);
         for (size_t r = 0; r < n; r++) {
             const ap_stack *st = stack_of(&p, rows[r].stack_id);
             int64_t si = st ? (int64_t)(st - p.stacks) : -1;
@@ -301,23 +317,61 @@ static int put_process_data(writer *w, const ap_process *proc, const ap_dump *la
             }
             if (created) {
                 ap_grow(&key_pairs, &cap_keys, 2 * (nkeys + 1), sizeof *key_pairs);
+                ap_grow(&prev, &cap_prev, 4 * (nkeys + 1), sizeof *prev);
                 key_pairs[2 * nkeys] = si;
                 key_pairs[2 * nkeys + 1] = rows[r].tid;
+                memset(&prev[4 * nkeys], 0, 4 * sizeof *prev);
                 *slot = ++nkeys;
             }
             const int64_t *v = rows[r].v;
-            fprintf(o, r ? ",%llu,%lld,%lld,%lld,%lld" : "%llu,%lld,%lld,%lld,%lld",
-                    (unsigned long long)(*slot - 1), (long long)v[AP_ALLOC_OBJECTS],
-                    (long long)v[AP_ALLOC_BYTES],
-                    (long long)(v[AP_ALLOC_OBJECTS] - v[AP_INUSE_OBJECTS]),
-                    (long long)(v[AP_ALLOC_BYTES] - v[AP_INUSE_BYTES]));
+            kr[r].key = *slot - 1;
+            kr[r].v[0] = v[AP_ALLOC_OBJECTS];
+            kr[r].v[1] = v[AP_ALLOC_BYTES];
+            kr[r].v[2] = v[AP_ALLOC_OBJECTS] - v[AP_INUSE_OBJECTS];
+            kr[r].v[3] = v[AP_ALLOC_BYTES] - v[AP_INUSE_BYTES];
         }
+        /* key gaps in key order, and each key's change since its last row */
+        qsort(kr, n, sizeof *kr, by_key);
+        uint64_t last = 0;
+        for (size_t r = 0; r < n; r++) {
+            int64_t *pv = &prev[4 * kr[r].key];
+            fprintf(o, r ? ",%llu,%lld,%lld,%lld,%lld" : "%llu,%lld,%lld,%lld,%lld",
+                    (unsigned long long)(kr[r].key - last), (long long)(kr[r].v[0] - pv[0]),
+                    (long long)(kr[r].v[1] - pv[1]), (long long)(kr[r].v[2] - pv[2]),
+                    (long long)(kr[r].v[3] - pv[3]));
+            memcpy(pv, kr[r].v, sizeof kr[r].v);
+            last = kr[r].key;
+        }
+        free(kr);
         fputs("]}", o);
         free(rows);
     }
+    /* keys as (stack, index in tids) */
+    ap_map tid_index = {0};
+    int64_t *tids = NULL;
+    size_t ntids = 0, cap_tids = 0;
     fputs("],\"keys\":[", o);
-    for (size_t i = 0; i < 2 * nkeys; i++)
-        fprintf(o, i ? ",%lld" : "%lld", (long long)key_pairs[i]);
+    for (size_t i = 0; i < nkeys; i++) {
+        bool created;
+        uint64_t *slot =
+            ap_map_put(&tid_index, ap_hash_u64((uint64_t)key_pairs[2 * i + 1]), &created);
+        while (!created && tids[*slot - 1] != key_pairs[2 * i + 1])
+            slot =
+                ap_map_put(&tid_index, ap_hash_u64(*slot + (uint64_t)ntids * 7919 + 1), &created);
+        if (created) {
+            ap_grow(&tids, &cap_tids, ntids + 1, sizeof *tids);
+            tids[ntids] = key_pairs[2 * i + 1];
+            *slot = ++ntids;
+        }
+        fprintf(o, i ? ",%lld,%llu" : "%lld,%llu", (long long)key_pairs[2 * i],
+                (unsigned long long)(*slot - 1));
+    }
+    fputs("],\"tids\":[", o);
+    for (size_t i = 0; i < ntids; i++)
+        fprintf(o, i ? ",%lld" : "%lld", (long long)tids[i]);
+    free(tids);
+    free(prev);
+    ap_map_free(&tid_index);
     fputs("],\"leaks\":", o);
     free(key_pairs);
     ap_map_free(&keys);
@@ -434,7 +488,7 @@ int ap_html_report(ap_file *f, int64_t process_id, int64_t dump_id, const char *
         free(tmp);
         return 1;
     }
-    writer w = {.out = o, .f = f, .sym = ap_sym_new()};
+    writer w = {.f = f, .sym = ap_sym_new()};
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width\">\n<title>allocprof: ",
           o);
@@ -445,6 +499,7 @@ int ap_html_report(ap_file *f, int64_t process_id, int64_t dump_id, const char *
     fputs("</style></head>\n<body>\n", o);
     fputs(ap_report_body, o);
     fputs("<script type=\"application/json\" id=\"ap-data\">", o);
+    w.out = o;
     int rc = put_all(&w, first->process_id, first);
     fputs("</script>\n<script>\n", o);
     fputs(ap_report_js, o);

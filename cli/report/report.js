@@ -11,13 +11,15 @@
  * are top's, to the byte. Nothing here makes a request.
  */
 'use strict';
-(function () {
+function apReportPage() {
+const T0 = performance.now();
 const D = JSON.parse(document.getElementById('ap-data').textContent);
+const T1 = performance.now();
 const METRICS = ['inuse-bytes', 'inuse-objects', 'alloc-bytes', 'alloc-objects'];
 const METRIC_TEXT = ['in use, bytes', 'in use, objects', 'allocated, bytes', 'allocated, objects'];
 const NO_STACK = '[no stack]';
 const $ = (id) => document.getElementById(id);
-const S = { proc: null, sel: 0, base: -1, metric: 0, tid: null, search: '', zoom: [], sort: null };
+const S = { proc: null, sel: 0, base: -1, metric: 0, tid: null, search: '', zoom: 0, sort: null };
 
 /* ---- formatting (cli/format.c's rules: three significant digits) ---- */
 function scaled(v, plus, units, base, plainMax, sep) {
@@ -49,104 +51,175 @@ function lineLabel(l) {
 }
 
 /* ---- a process's data ---- */
+/* prepare builds, once per process, a trie of its stacks (outermost frame
+ * first, one node per function on a path; node ids grow from parent to
+ * child) with each stack's leaf node, so a dump's flame graph is a sum over
+ * stacks and one pass up the trie, for all four metrics at once. */
 function prepare(P) {
   if (P.ready) return;
   P.nkeys = P.keys.length / 2;
-  P.keyStack = Int32Array.from({ length: P.nkeys }, (_, i) => P.keys[2 * i]);
-  P.keyTid = Float64Array.from({ length: P.nkeys }, (_, i) => P.keys[2 * i + 1]);
-  // per stack: functions outermost first (flame graph), innermost function
-  // (flat), distinct functions (cum); stack -1 and empty stacks: [no stack]
-  P.sfuncs = P.stacks.map((s) => (s.length ? s.map(lineFunc).reverse() : [-1]));
-  P.slines = P.stacks.map((s) => (s.length ? s.slice().reverse() : [-1]));
+  P.keyStack = new Int32Array(P.nkeys);
+  P.keyTid = new Float64Array(P.nkeys);
+  for (let i = 0; i < P.nkeys; i++) {
+    P.keyStack[i] = P.keys[2 * i] < 0 ? P.stacks.length : P.keys[2 * i]; // [no stack] last
+    P.keyTid[i] = P.tids[P.keys[2 * i + 1]];
+  }
+  const ns = P.stacks.length + 1;
+  // per stack: functions and lines, outermost first; empty and missing: [no stack]
+  P.sfuncs = new Array(ns);
+  P.slines = new Array(ns);
+  for (let s = 0; s < ns; s++) {
+    const st = s < P.stacks.length ? P.stacks[s] : [];
+    const lines = st.length ? st.slice().reverse() : [-1];
+    P.slines[s] = lines;
+    P.sfuncs[s] = Int32Array.from(lines, lineFunc);
+  }
+  const nf = D.funcs.length + 1;
+  if (!D.nameRank) { // functions by name, for the order of frames
+    const order = Array.from({ length: nf }, (_, i) => i - 1)
+      .sort((x, y) => { const a = funcName(x), b = funcName(y); return a < b ? -1 : a > b ? 1 : x - y; });
+    D.nameRank = new Int32Array(nf);
+    order.forEach((f, r) => { D.nameRank[f + 1] = r; });
+  }
+  const func = [-2], parent = [-1], depth = [0], line = [-1];
+  const child = new Map(); // parent * nf + function + 1 -> node
+  P.multiLines = new Map(); // node -> Set of lines, for nodes reached from several lines
+  P.leaf = new Int32Array(ns);
+  for (let s = 0; s < ns; s++) {
+    let n = 0;
+    const fs = P.sfuncs[s], ls = P.slines[s];
+    for (let j = 0; j < fs.length; j++) {
+      const id = n * nf + fs[j] + 1;
+      let c = child.get(id);
+      if (c === undefined) {
+        c = func.length;
+        child.set(id, c);
+        func.push(fs[j]); parent.push(n); depth.push(depth[n] + 1); line.push(ls[j]);
+      } else if (line[c] !== ls[j]) {
+        let set = P.multiLines.get(c);
+        if (!set) P.multiLines.set(c, set = new Set([line[c]]));
+        set.add(ls[j]);
+      }
+      n = c;
+    }
+    P.leaf[s] = n;
+  }
+  P.nnodes = func.length;
+  P.nodeFunc = Int32Array.from(func);
+  P.nodeParent = Int32Array.from(parent);
+  P.nodeDepth = Int32Array.from(depth);
+  P.nodeLine = Int32Array.from(line);
+  // children in the order frames are drawn (by function name), as offsets
+  // into one array: the children of n are kids[first[n] .. first[n + 1])
+  const count = new Int32Array(P.nnodes + 1);
+  for (let n = 1; n < P.nnodes; n++) count[P.nodeParent[n] + 1]++;
+  for (let n = 0; n < P.nnodes; n++) count[n + 1] += count[n];
+  const kids = new Int32Array(Math.max(P.nnodes - 1, 0)), fill = count.slice(0, P.nnodes);
+  for (let n = 1; n < P.nnodes; n++) kids[fill[P.nodeParent[n]]++] = n;
+  for (let n = 0; n < P.nnodes; n++) {
+    if (count[n + 1] - count[n] > 1) {
+      kids.subarray(count[n], count[n + 1]).sort((x, y) => D.nameRank[P.nodeFunc[x] + 1] - D.nameRank[P.nodeFunc[y] + 1]);
+    }
+  }
+  P.kidFirst = count;
+  P.kids = kids;
   P.cache = [null, null];
+  P.evals = new Map();
   P.threadName = new Map(P.threads.map(([t, n]) => [t, n]));
   P.ready = true;
   timelineSeries(P);
 }
-const stackFuncs = (P, si) => (si < 0 ? [-1] : P.sfuncs[si]);
-const stackLines = (P, si) => (si < 0 ? [-1] : P.slines[si]);
 
-/* State at dump index k: Float64Array [ao, ab, fo, fb] per key. Two caches
- * (the selected dump and the one compared with) go forward incrementally. */
+/* State at dump index k: Float64Array [ao, ab, fo, fb] per key. A dump's
+ * rows give, in key order, the gap from the previous row's key and the
+ * change of the key's four counters. Two caches (the selected dump and the
+ * one compared with) go forward incrementally. */
 function stateAt(P, k, slot) {
   let c = P.cache[slot];
   if (!c || c.k > k) c = P.cache[slot] = { k: -1, v: new Float64Array(4 * P.nkeys) };
+  const v = c.v;
   for (let d = c.k + 1; d <= k; d++) {
     const r = P.dumps[d].rows;
-    for (let i = 0; i < r.length; i += 5) {
-      const o = 4 * r[i];
-      c.v[o] = r[i + 1]; c.v[o + 1] = r[i + 2]; c.v[o + 2] = r[i + 3]; c.v[o + 3] = r[i + 4];
+    for (let i = 0, key = 0; i < r.length; i += 5) {
+      key += r[i];
+      const o = 4 * key;
+      v[o] += r[i + 1]; v[o + 1] += r[i + 2]; v[o + 2] += r[i + 3]; v[o + 3] += r[i + 4];
     }
   }
   c.k = k;
-  return c.v;
-}
-function metricOf(v, o, m) {
-  switch (m) {
-    case 0: return v[o + 1] - v[o + 3];
-    case 1: return v[o] - v[o + 2];
-    case 2: return v[o + 1];
-    default: return v[o];
-  }
+  return v;
 }
 
-/* Flat and cum per function, four metrics, for one state (report.c's rules):
- * keys summed per stack first; flat to the innermost function; cum once to
- * every distinct function of the stack. */
-function aggregate(P, v, tid) {
-  const per = new Map(); // stack -> Float64Array(4)
+/* A dump's figures for one thread or all (tid null), four metrics per
+ * entry (in use bytes, in use objects, alloc bytes, alloc objects):
+ * per stack (keys summed, as report.c sums buckets), per trie node
+ * (inclusive), per function flat and cum (report.c's rules), and totals. */
+function evaluate(P, k, tid, slot) {
+  const id = k + '|' + tid;
+  const hit = P.evals.get(id);
+  if (hit) return hit;
+  const v = stateAt(P, k, slot);
+  const ns = P.stacks.length + 1;
+  const stack = new Float64Array(4 * ns);
   for (let i = 0; i < P.nkeys; i++) {
     if (tid !== null && P.keyTid[i] !== tid) continue;
-    const o = 4 * i;
-    const vals = [metricOf(v, o, 0), metricOf(v, o, 1), metricOf(v, o, 2), metricOf(v, o, 3)];
-    if (!vals[0] && !vals[1] && !vals[2] && !vals[3]) continue;
-    const s = P.keyStack[i];
-    let a = per.get(s);
-    if (!a) per.set(s, a = new Float64Array(4));
-    for (let m = 0; m < 4; m++) a[m] += vals[m];
+    const o = 4 * i, s = 4 * P.keyStack[i];
+    stack[s] += v[o + 1] - v[o + 3];
+    stack[s + 1] += v[o] - v[o + 2];
+    stack[s + 2] += v[o + 1];
+    stack[s + 3] += v[o];
   }
-  const rows = new Map(); // func -> {flat, cum}
-  const total = new Float64Array(4);
-  const row = (f) => {
-    let r = rows.get(f);
-    if (!r) rows.set(f, r = { f, flat: new Float64Array(4), cum: new Float64Array(4), seen: -1 });
-    return r;
-  };
-  let stamp = 0;
-  for (const [s, a] of per) {
-    if (!a[0] && !a[1] && !a[2] && !a[3]) continue;
-    for (let m = 0; m < 4; m++) total[m] += a[m];
-    const fs = stackFuncs(P, s);
-    stamp++;
-    for (let i = fs.length - 1; i >= 0; i--) {
-      const r = row(fs[i]);
-      if (i === fs.length - 1) for (let m = 0; m < 4; m++) r.flat[m] += a[m];
-      if (r.seen !== stamp) { r.seen = stamp; for (let m = 0; m < 4; m++) r.cum[m] += a[m]; }
+  const node = new Float64Array(4 * P.nnodes);
+  for (let s = 0; s < ns; s++) {
+    const o = 4 * P.leaf[s];
+    for (let m = 0; m < 4; m++) node[o + m] += stack[4 * s + m];
+  }
+  for (let n = P.nnodes - 1; n > 0; n--) {
+    const o = 4 * n, p = 4 * P.nodeParent[n];
+    for (let m = 0; m < 4; m++) node[p + m] += node[o + m];
+  }
+  const nf = D.funcs.length + 1; // function f at f + 1; [no stack] at 0
+  const flat = new Float64Array(4 * nf), cum = new Float64Array(4 * nf), seen = new Int32Array(nf);
+  const present = new Uint8Array(nf);
+  for (let s = 0; s < ns; s++) {
+    const o = 4 * s;
+    if (!stack[o] && !stack[o + 1] && !stack[o + 2] && !stack[o + 3]) continue;
+    const fs = P.sfuncs[s];
+    const leaf = 4 * (fs[fs.length - 1] + 1);
+    for (let m = 0; m < 4; m++) flat[leaf + m] += stack[o + m];
+    for (let j = 0; j < fs.length; j++) {
+      const f = fs[j] + 1;
+      present[f] = 1;
+      if (seen[f] === s + 1) continue;
+      seen[f] = s + 1;
+      for (let m = 0; m < 4; m++) cum[4 * f + m] += stack[o + m];
     }
   }
-  return { rows, total };
+  const e = { stack, node, flat, cum, present, total: Array.from(node.subarray(0, 4)) };
+  if (P.evals.size > 8) P.evals.clear();
+  P.evals.set(id, e);
+  return e;
 }
 
 /* Timeline series: the sites (innermost functions) that held the most in
  * use at any dump, their in use per dump, and the total. */
 function timelineSeries(P) {
   const nf = D.funcs.length + 1;
-  const inuse = new Float64Array(P.nkeys);
-  const keyFunc = Int32Array.from({ length: P.nkeys }, (_, i) => {
-    const fs = stackFuncs(P, P.keyStack[i]);
-    return fs[fs.length - 1] + 1; // +1: [no stack] is 0
-  });
+  const keyFunc = new Int32Array(P.nkeys);
+  for (let i = 0; i < P.nkeys; i++) {
+    const fs = P.sfuncs[P.keyStack[i]];
+    keyFunc[i] = fs[fs.length - 1] + 1;
+  }
   const sum = new Float64Array(nf), max = new Float64Array(nf);
   const sweep = (each) => {
-    inuse.fill(0); sum.fill(0);
+    sum.fill(0);
     let total = 0;
     P.dumps.forEach((d, k) => {
       const r = d.rows;
-      for (let i = 0; i < r.length; i += 5) {
-        const key = r[i], nv = r[i + 2] - r[i + 4];
-        const f = keyFunc[key];
-        sum[f] += nv - inuse[key]; total += nv - inuse[key];
-        inuse[key] = nv;
+      for (let i = 0, key = 0; i < r.length; i += 5) {
+        key += r[i];
+        const dv = r[i + 2] - r[i + 4];
+        sum[keyFunc[key]] += dv; total += dv;
       }
       each(k, total);
     });
@@ -281,127 +354,105 @@ function selectDump(k, compare) {
 }
 
 /* ---- flame graph ---- */
-function buildTree() {
-  const P = S.proc, m = S.metric;
-  const root = { f: -2, v: 0, b: 0, ch: new Map(), lines: null, depth: 0 };
-  const add = (v, slot) => {
-    for (let i = 0; i < P.nkeys; i++) {
-      if (S.tid !== null && P.keyTid[i] !== S.tid) continue;
-      const x = metricOf(v, 4 * i, m);
-      if (!x) continue;
-      const fs = stackFuncs(P, P.keyStack[i]), ls = stackLines(P, P.keyStack[i]);
-      let node = root;
-      node[slot] += x;
-      for (let j = 0; j < fs.length; j++) {
-        let c = node.ch.get(fs[j]);
-        if (!c) node.ch.set(fs[j], c = { f: fs[j], v: 0, b: 0, ch: new Map(), lines: new Set(), parent: node, depth: node.depth + 1 });
-        c[slot] += x;
-        c.lines.add(ls[j]);
-        node = c;
-      }
-    }
-  };
-  add(stateAt(P, S.sel, 0), 'v');
-  if (S.base >= 0) add(stateAt(P, S.base, 1), 'b');
-  return root;
-}
-function nodePath(n) { const p = []; for (; n && n.f !== -2; n = n.parent) p.unshift(n.f); return p; }
-function findPath(root, path) {
-  let n = root;
-  for (const f of path) { const c = n.ch.get(f); if (!c) return root; n = c; }
-  return n;
-}
-let FLAME = null; // {root, nodes: [], total}
+let FLAME = null; // what is drawn: {e (evaluation), eb (base's), zoom, nodes: [node id per div]}
 function searchRegex() {
   if (!S.search) return null;
   try { return new RegExp(S.search, 'i'); } catch (e) { return new RegExp(S.search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i'); }
 }
 function drawFlame() {
-  const box = $('flame');
-  const root = buildTree();
-  const zoom = findPath(root, S.zoom);
-  S.zoom = nodePath(zoom);
+  const P = S.proc, box = $('flame'), m = S.metric;
+  const e = evaluate(P, S.sel, S.tid, 0);
+  const diff = S.base >= 0;
+  const eb = diff ? evaluate(P, S.base, S.tid, 1) : null;
+  const val = (n) => e.node[4 * n + m];
+  let zoom = S.zoom > 0 && S.zoom < P.nnodes && val(S.zoom) > 0 ? S.zoom : 0;
+  S.zoom = zoom;
   const W = box.clientWidth || 1000, ROW = 18;
   const nodes = [];
-  const frag = document.createDocumentFragment();
+  let html = '';
   const re = searchRegex();
-  const diff = S.base >= 0;
+  const hitFunc = new Map();
+  const isHit = (f) => { let h = hitFunc.get(f); if (h === undefined) hitFunc.set(f, h = re.test(funcName(f))); return h; };
   let maxDelta = 1;
-  if (diff) (function walk(n) { maxDelta = Math.max(maxDelta, Math.abs(n.v - n.b)); n.ch.forEach(walk); })(zoom === root ? root : zoom);
-  let depthMax = 0, matched = 0, matchedFrames = 0;
-  const put = (n, left, width, anc) => {
+  if (diff) for (let n = 0; n < P.nnodes; n++) maxDelta = Math.max(maxDelta, Math.abs(val(n) - eb.node[4 * n + m]));
+  let depthMax = 0, matchedFrames = 0;
+  const put = (n, left, width, anc, hit) => {
     const i = nodes.length;
     nodes.push(n);
-    const d = document.createElement('div');
-    d.className = 'fr' + (n.f === -2 ? ' root' : '') + (anc ? ' anc' : '');
-    d.style.left = (100 * left).toFixed(4) + '%';
-    d.style.width = (100 * width).toFixed(4) + '%';
-    d.style.top = (n.depth * ROW) + 'px';
-    d.dataset.i = i;
-    if (n.f !== -2) {
+    let cls = 'fr' + (n === 0 ? ' root' : '') + (anc ? ' anc' : '') + (width * W < 10 ? ' narrow' : '') + (hit ? ' match' : '');
+    let style = `left:${(100 * left).toFixed(4)}%;width:${(100 * width).toFixed(4)}%;top:${P.nodeDepth[n] * ROW}px`;
+    let change = '';
+    if (n !== 0) {
       if (diff) {
-        const r = (n.v - n.b) / maxDelta;
-        d.style.background = r > 0 ? `rgb(255,${Math.round(235 - 170 * r)},${Math.round(235 - 170 * r)})`
-          : r < 0 ? `rgb(${Math.round(235 + 170 * r)},${Math.round(240 + 60 * r)},255)` : '#eceef2';
-        d.dataset.change = r > 0 ? 'grow' : r < 0 ? 'shrink' : 'same';
+        const r = (val(n) - eb.node[4 * n + m]) / maxDelta;
+        style += r > 0 ? `;background:rgb(255,${Math.round(235 - 170 * r)},${Math.round(235 - 170 * r)})`
+          : r < 0 ? `;background:rgb(${Math.round(235 + 170 * r)},${Math.round(240 + 60 * r)},255)` : ';background:#eceef2';
+        change = ` data-change="${r > 0 ? 'grow' : r < 0 ? 'shrink' : 'same'}"`;
       } else {
-        d.style.background = moduleColor(funcModule(n.f));
+        style += ';background:' + moduleColor(funcModule(P.nodeFunc[n]));
       }
     }
-    d.textContent = n.f === -2 ? `all: ${fmtMetric(S.metric, n.v)}` : funcName(n.f);
-    if (width * W < 10) d.classList.add('narrow'); // no padding: a frame no wider than it is
-    frag.appendChild(d);
-    depthMax = Math.max(depthMax, n.depth);
+    const text = n === 0 ? `all: ${fmtMetric(m, val(0))}` : funcName(P.nodeFunc[n]);
+    html += `<div class="${cls}" style="${style}" data-i="${i}"${change}>${esc(text)}</div>`;
+    if (P.nodeDepth[n] > depthMax) depthMax = P.nodeDepth[n];
   };
   // ancestors of the zoomed frame at full width, dimmed
-  for (let a = zoom.parent; a; a = a.parent) put(a, 0, 1, true);
-  const total = zoom.v || 1;
+  for (let a = P.nodeParent[zoom]; zoom && a >= 0; a = P.nodeParent[a]) put(a, 0, 1, true, false);
+  const total = val(zoom) || 1;
   const minFrac = 0.5 / W;
-  const walk = (n, left, matchedAbove) => {
-    const width = n.v / total;
-    put(n, left, width, false);
-    const hit = re && n.f !== -2 && re.test(funcName(n.f));
-    if (hit) {
-      frag.lastChild.classList.add('match');
-      matchedFrames++;
-      if (!matchedAbove) matched += n.v;
-    }
-    const kids = Array.from(n.ch.values()).filter((c) => c.v > 0)
-      .sort((a, b) => (funcName(a.f) < funcName(b.f) ? -1 : funcName(a.f) > funcName(b.f) ? 1 : a.f - b.f));
+  const walk = (n, left) => {
+    const hit = !!re && n !== 0 && isHit(P.nodeFunc[n]);
+    matchedFrames += hit;
+    put(n, left, val(n) / total, false, hit);
     let x = left;
-    for (const c of kids) {
-      if (c.v / total >= minFrac) walk(c, x, matchedAbove || hit);
-      else if (re && re.test(funcName(c.f)) && !(matchedAbove || hit)) matched += c.v; // too narrow to draw, still counted
-      x += c.v / total;
+    for (let j = P.kidFirst[n]; j < P.kidFirst[n + 1]; j++) {
+      const c = P.kids[j], w = val(c) / total;
+      if (w <= 0) continue;
+      if (w >= minFrac) walk(c, x);
+      x += w;
     }
   };
-  walk(zoom, 0, false);
-  box.textContent = '';
-  box.appendChild(frag);
+  walk(zoom, 0);
+  box.innerHTML = html;
   box.style.height = ((depthMax + 1) * ROW + 2) + 'px';
-  FLAME = { root, zoom, nodes };
-  const all = root.v;
+  FLAME = { e, eb, zoom, nodes };
+  // search: the sum of the matching frames, a match inside a match once,
+  // narrow frames included (all of the trie, not only what is drawn)
+  let matched = 0;
+  if (re) {
+    const under = new Uint8Array(P.nnodes);
+    for (let n = 1; n < P.nnodes; n++) {
+      const p = P.nodeParent[n];
+      if (under[p]) { under[n] = 1; continue; }
+      if (isHit(P.nodeFunc[n])) { under[n] = 1; matched += val(n); }
+    }
+  }
+  const all = val(0);
   $('search-result').textContent = re
-    ? `${matchedFrames} frame${matchedFrames === 1 ? '' : 's'} match: ${fmtMetric(S.metric, matched)} (${fmtPct(matched, all)} of all)`
+    ? `${matchedFrames} frame${matchedFrames === 1 ? '' : 's'} match: ${fmtMetric(m, matched)} (${fmtPct(matched, all)} of all)`
     : '';
-  $('flame-title').textContent = `Flame graph: ${METRIC_TEXT[S.metric]}, ${diff ? 'width: ' + dumpText(S.proc, S.sel) + ', colour: change since ' + dumpText(S.proc, S.base) : dumpText(S.proc, S.sel)}` +
+  $('flame-title').textContent = `Flame graph: ${METRIC_TEXT[m]}, ${diff ? 'width: ' + dumpText(P, S.sel) + ', colour: change since ' + dumpText(P, S.base) : dumpText(P, S.sel)}` +
     (S.tid !== null ? `, thread ${S.tid}` : '');
-  const mods = new Map();
-  if (!diff) nodes.forEach((n) => { if (n.f !== -2) mods.set(funcModule(n.f), 1); });
+  const mods = new Set();
+  if (!diff) nodes.forEach((n) => { if (n) mods.add(funcModule(P.nodeFunc[n])); });
   $('flame-legend').innerHTML = diff
     ? '<span><i style="background:rgb(255,65,65)"></i>grew</span><span><i style="background:rgb(65,180,255)"></i>shrank</span><span><i style="background:#eceef2"></i>unchanged</span>'
-    : Array.from(mods.keys()).sort((a, b) => a - b).map((m) => `<span><i style="background:${moduleColor(m)}"></i>${esc(m < 0 ? '[unknown module]' : D.modules[m])}</span>`).join('');
+    : Array.from(mods).sort((a, b) => a - b).map((x) => `<span><i style="background:${moduleColor(x)}"></i>${esc(x < 0 ? '[unknown module]' : D.modules[x])}</span>`).join('');
 }
 function frameTip(n) {
-  const all = FLAME.root.v || 1;
-  if (n.f === -2) return `all\n${fmtMetric(S.metric, n.v)} (${exact(S.metric, n.v)})`;
-  const file = funcFile(n.f);
-  const ls = Array.from(n.lines).map((l) => (l < 0 ? 0 : D.lines[l][1])).filter((x) => x).sort((a, b) => a - b);
-  let where = file ? file + (ls.length === 1 ? ':' + ls[0] : ls.length ? ' (lines ' + ls.slice(0, 6).join(', ') + (ls.length > 6 ? ', ...' : '') + ')' : '') : '';
-  const mod = funcModule(n.f);
-  let t = funcName(n.f) + (where ? '\n' + where : '') + (mod >= 0 ? '\nmodule ' + D.modules[mod] : '') +
-    `\n${fmtMetric(S.metric, n.v)} (${exact(S.metric, n.v)}), ${fmtPct(n.v, all)} of all`;
-  if (S.base >= 0) t += `\nchange: ${fmtMetric(S.metric, n.v - n.b, true)} (was ${fmtMetric(S.metric, n.b)})`;
+  const P = S.proc, m = S.metric, v = FLAME.e.node[4 * n + m], all = FLAME.e.node[m] || 1;
+  if (n === 0) return `all\n${fmtMetric(m, v)} (${exact(m, v)})`;
+  const f = P.nodeFunc[n], file = funcFile(f);
+  const lines = P.multiLines.get(n) || new Set([P.nodeLine[n]]);
+  const ls = Array.from(lines).map((l) => (l < 0 ? 0 : D.lines[l][1])).filter((x) => x).sort((a, b) => a - b);
+  const where = file ? file + (ls.length === 1 ? ':' + ls[0] : ls.length ? ' (lines ' + ls.slice(0, 6).join(', ') + (ls.length > 6 ? ', ...' : '') + ')' : '') : '';
+  const mod = funcModule(f);
+  let t = funcName(f) + (where ? '\n' + where : '') + (mod >= 0 ? '\nmodule ' + D.modules[mod] : '') +
+    `\n${fmtMetric(m, v)} (${exact(m, v)}), ${fmtPct(v, all)} of all`;
+  if (FLAME.eb) {
+    const b = FLAME.eb.node[4 * n + m];
+    t += `\nchange: ${fmtMetric(m, v - b, true)} (was ${fmtMetric(m, b)})`;
+  }
   return t;
 }
 function flameEvents() {
@@ -419,12 +470,12 @@ function flameEvents() {
   box.addEventListener('click', (e) => {
     const d = e.target.closest('.fr');
     if (!d) return;
-    S.zoom = nodePath(FLAME.nodes[d.dataset.i]);
+    S.zoom = FLAME.nodes[d.dataset.i];
     drawFlame();
   });
-  $('reset-zoom').onclick = () => { S.zoom = []; drawFlame(); };
+  $('reset-zoom').onclick = () => { S.zoom = 0; drawFlame(); };
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') { S.zoom = []; drawFlame(); }
+    if (e.key === 'Escape') { S.zoom = 0; drawFlame(); }
     if ((e.ctrlKey || e.metaKey) && e.key === 'f') { e.preventDefault(); $('search').focus(); }
   });
   let timer = 0;
@@ -450,17 +501,21 @@ function funcCell(f) {
 }
 function drawFunctions() {
   const P = S.proc, diff = S.base >= 0;
-  const a = aggregate(P, stateAt(P, S.sel, 0), S.tid);
-  const b = diff ? aggregate(P, stateAt(P, S.base, 1), S.tid) : null;
-  const keys = new Set(a.rows.keys());
-  if (b) b.rows.forEach((_, k) => keys.add(k));
-  const zero = { flat: new Float64Array(4), cum: new Float64Array(4) };
-  const rows = Array.from(keys).map((f) => {
-    const x = a.rows.get(f) || zero, y = b ? (b.rows.get(f) || zero) : null;
-    const vals = [];
-    for (let m = 0; m < 4; m++) vals.push(y ? x.flat[m] - y.flat[m] : x.flat[m], y ? x.cum[m] - y.cum[m] : x.cum[m]);
-    return { f, vals };
-  }).filter((r) => r.vals.some((v) => v));
+  const a = evaluate(P, S.sel, S.tid, 0);
+  const b = diff ? evaluate(P, S.base, S.tid, 1) : null;
+  const nf = D.funcs.length + 1;
+  const rows = [];
+  for (let f = 0; f < nf; f++) {
+    if (!a.present[f] && !(b && b.present[f])) continue;
+    const vals = new Array(8);
+    let any = false;
+    for (let m = 0; m < 4; m++) {
+      vals[2 * m] = a.flat[4 * f + m] - (b ? b.flat[4 * f + m] : 0);
+      vals[2 * m + 1] = a.cum[4 * f + m] - (b ? b.cum[4 * f + m] : 0);
+      any = any || vals[2 * m] || vals[2 * m + 1];
+    }
+    if (any) rows.push({ f: f - 1, vals });
+  }
   const col = S.sort === null ? 2 * S.metric + 1 : S.sort; // column index into vals + 1
   const key = (r) => (diff ? Math.abs(r.vals[col - 1]) : r.vals[col - 1]);
   rows.sort((p, q) => key(q) - key(p) || (funcName(p.f) < funcName(q.f) ? -1 : funcName(p.f) > funcName(q.f) ? 1 : 0));
@@ -506,7 +561,8 @@ function drawThreads() {
     const t = P.keyTid[i];
     let a = per.get(t);
     if (!a) per.set(t, a = [0, 0, 0, 0]);
-    for (let m = 0; m < 4; m++) a[m] += metricOf(v, 4 * i, m);
+    const o = 4 * i;
+    a[0] += v[o + 1] - v[o + 3]; a[1] += v[o] - v[o + 2]; a[2] += v[o + 1]; a[3] += v[o];
   }
   const rows = Array.from(per).filter(([, a]) => a.some((x) => x)).sort((p, q) => q[1][S.metric] - p[1][S.metric] || p[0] - q[0]);
   $('tab-threads').textContent = '';
@@ -568,7 +624,7 @@ function showProcess(id, dumpId) {
   prepare(P);
   const k = dumpId !== undefined ? P.dumps.findIndex((d) => d.id === dumpId) : P.dumps.length - 1;
   S.sel = k >= 0 ? k : P.dumps.length - 1;
-  S.base = -1; S.tid = null; S.zoom = [];
+  S.base = -1; S.tid = null; S.zoom = 0;
   $('process').value = String(id);
   const th = $('thread');
   th.innerHTML = '<option value="">all</option>' + P.threads.map(([t, n]) => `<option value="${t}">${t}${n ? ' (' + esc(n) + ')' : ''}</option>`).join('');
@@ -580,7 +636,7 @@ function init() {
   $('process').innerHTML = D.processes.filter((p) => p.embedded).map((p) =>
     `<option value="${p.id}">${p.id}: pid ${p.pid} ${esc(base(p.exe))} (${fmtBytes(p.alloc_bytes)} allocated)</option>`).join('');
   $('process').onchange = (e) => showProcess(+e.target.value);
-  $('thread').onchange = (e) => { S.tid = e.target.value === '' ? null : +e.target.value; S.zoom = []; drawFlame(); drawFunctions(); };
+  $('thread').onchange = (e) => { S.tid = e.target.value === '' ? null : +e.target.value; S.zoom = 0; drawFlame(); drawFunctions(); };
   document.querySelectorAll('input[name=metric]').forEach((r) => {
     r.onchange = () => {
       const t0 = performance.now();
@@ -600,6 +656,9 @@ function init() {
   let rs = 0;
   window.addEventListener('resize', () => { clearTimeout(rs); rs = setTimeout(() => { drawTimeline(); drawFlame(); }, 150); });
   showProcess(D.initial.process, D.initial.dump);
+  // since the navigation started: the script began at scriptMs, the data
+  // was parsed at parsedMs, the page drawn at readyMs
+  Object.assign(window.apReport, { scriptMs: T0, parsedMs: T1, readyMs: performance.now() });
 }
 // for tests and for the curious: the state and what the page drew
 window.apReport = {
@@ -607,9 +666,13 @@ window.apReport = {
   get flame() { return FLAME; },
   // the selected dump's functions as top --format json gives them
   functions() {
-    const a = aggregate(S.proc, stateAt(S.proc, S.sel, 0), S.tid);
-    return Array.from(a.rows.values()).map((r) => ({ name: funcName(r.f), file: funcFile(r.f), flat: Array.from(r.flat), cum: Array.from(r.cum) }));
+    const e = evaluate(S.proc, S.sel, S.tid, 0), out = [];
+    for (let f = 0; f < e.present.length; f++) {
+      if (e.present[f]) out.push({ name: funcName(f - 1), file: funcFile(f - 1), flat: Array.from(e.flat.subarray(4 * f, 4 * f + 4)), cum: Array.from(e.cum.subarray(4 * f, 4 * f + 4)) });
+    }
+    return out;
   },
 };
 init();
-})();
+}
+apReportPage();

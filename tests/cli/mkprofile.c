@@ -25,7 +25,7 @@
  * only_in_b 4 x 256 B before dump 3.
  *
  * usage: mkprofile OUT.db [--variant a|b] [--expect OUT.json]
- *        mkprofile OUT.db --synthetic NBUCKETS
+ *        mkprofile OUT.db --synthetic NBUCKETS [--dumps N]
  * --expect writes {"exe": ..., "sites": {name: {"file", "line"}}}: where
  * each site's allocation call is.
  */
@@ -615,9 +615,10 @@ static uint64_t next_rand(void)
 }
 
 /* nbuck buckets over nbuck/4 stacks x 4 threads, frames drawn from a pool of
- * real addresses in the loaded objects' code; dump 1 has every bucket, dump 2
- * (exit) a tenth of them changed. */
-static int synthetic(const char *path, int nbuck, int argc, char **argv)
+ * real addresses in the loaded objects' code; dump 1 has every bucket, and
+ * with ndumps > 2 each interval dump after it changes 1 % of them (some
+ * allocate more, some free); the last dump (exit) frees a tenth of them. */
+static int synthetic(const char *path, int nbuck, int ndumps, int argc, char **argv)
 {
     open_db(path, 1);
     write_process(1, 0, argc, argv);
@@ -652,12 +653,30 @@ static int synthetic(const char *path, int nbuck, int argc, char **argv)
     }
     nbuckets = nbuck;
     write_dump(1, "interval");
+    for (int d = 2; d < ndumps; d++) {
+        for (int k = 0; k < nbuck / 100; k++) {
+            bucket_t *b = &buckets[next_rand() % (uint64_t)nbuck];
+            int64_t n = 1 + (int64_t)(next_rand() % 100), size = b->ab / b->ao;
+            if (next_rand() % 3) { /* allocates more */
+                b->ao += n;
+                b->ab += n * size;
+                b->acb += n * size;
+                b->samples += n;
+            } else { /* frees what it holds, in part */
+                int64_t held = b->ao - b->fo, f = n < held ? n : held;
+                b->fo += f;
+                b->fb += f * size;
+            }
+            b->dirty = 1;
+        }
+        write_dump(d, "interval");
+    }
     for (int i = 0; i < nbuck; i += 10) {
         buckets[i].fo = buckets[i].ao;
         buckets[i].fb = buckets[i].ab;
         buckets[i].dirty = 1;
     }
-    write_dump(2, "exit");
+    write_dump(ndumps > 2 ? ndumps : 2, "exit");
     sqlite3_close(db);
     return 0;
 }
@@ -665,7 +684,7 @@ static int synthetic(const char *path, int nbuck, int argc, char **argv)
 int main(int argc, char **argv)
 {
     const char *out = NULL;
-    int nsynth = 0;
+    int nsynth = 0, ndumps = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--variant") && i + 1 < argc)
             variant = argv[++i][0];
@@ -677,18 +696,20 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(argv[i], "--synthetic") && i + 1 < argc)
             nsynth = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--dumps") && i + 1 < argc)
+            ndumps = atoi(argv[++i]);
         else if (!out && argv[i][0] != '-')
             out = argv[i];
         else {
             fprintf(stderr, "usage: mkprofile OUT.db [--variant a|b] [--expect OUT.json] "
-                            "[--synthetic NBUCKETS]\n");
+                            "[--synthetic NBUCKETS [--dumps N]]\n");
             return 2;
         }
     }
     if (!out)
         return 2;
     if (nsynth > 0)
-        return synthetic(out, nsynth, argc, argv);
+        return synthetic(out, nsynth, ndumps, argc, argv);
     char exe[4096] = "";
     ssize_t r = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[r > 0 ? r : 0] = 0;

@@ -799,6 +799,11 @@ class Page:
 
     def __init__(self, b, url):
         self.b, self.page = b, b.open(url)
+        deadline = time.time() + 60  # the page inflates its data after the load event
+        while not self.js("!!(window.apReport && apReport.readyMs)"):
+            check(time.time() < deadline, f"the page never got ready: "
+                  f"{b.console_errors(self.page)}")
+            time.sleep(0.05)
 
     def js(self, expr):
         return self.b.eval(self.page, expr)
