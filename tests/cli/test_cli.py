@@ -879,7 +879,7 @@ def check_widest_frame(p, spec, sort, what):
     check(tip.startswith(name), f"{what}: {tip!r}")
 
 
-def open_report(html):
+def open_report(html=None):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import browser
     if not browser.CHROMIUM:
@@ -974,6 +974,99 @@ def case_report_browser():
         b.screenshot(p.page, os.path.join(TMP, "report.png"))
         check(b.console_errors(p.page) == [], str(b.console_errors(p.page)))
         check(b.requests(p.page) == ["file://" + html], str(b.requests(p.page)))
+
+
+def check_report_of(db, what, other_process=None, min_threads=1):
+    """the report of a real program's profile: one point per dump of the chosen process,
+    every function's figures top's at the dump it opens on and at the first and last, the
+    processes table complete; optionally another process shown the same way"""
+    html = os.path.join(TMP, what + ".html")
+    run("report", db, "-o", html)
+    lst = run_json("list", db, "--all")
+    procs = {pr["id"]: pr for pr in lst["processes"]}
+    top = run_json("top", db)
+    pid, dump = top["process"]["id"], top["dump"]["id"]
+    with open_report(html) as b:
+        p = Page(b, "file://" + html)
+        check(p.js("apReport.state.proc.id") == pid, f"{what}: opens on process "
+              f"{p.js('apReport.state.proc.id')}, top on {pid}")
+        pts = p.js("Array.from(document.querySelectorAll('#timeline .pt')).map(e => +e.dataset.dump)")
+        check(pts == [d["id"] for d in procs[pid]["dumps"]], f"{what}: points {pts}")
+        check_same_as_top(p, f"{db}@{dump}", f"{what}, dump {dump}")
+        for k in (0, len(pts) - 1):
+            p.click("#timeline .pt", k)
+            check_same_as_top(p, f"{db}@{pts[k]}", f"{what}, dump {pts[k]}")
+        nrows = p.js("document.querySelectorAll('#tab-processes tbody tr').length")
+        check(nrows == len(procs), f"{what}: {nrows} processes in the table, {len(procs)} in list")
+        threads = p.js("document.querySelectorAll('#tab-threads tbody tr').length")
+        check(threads >= min_threads, f"{what}: {threads} threads")
+        if other_process:
+            p.click("#tabs button[data-tab='processes']")
+            p.click(f"#tab-processes button[data-proc='{other_process}']")
+            pts = p.js("document.querySelectorAll('#timeline .pt').length")
+            check(pts == len(procs[other_process]["dumps"]), f"{what}: process {other_process}")
+            check_same_as_top(p, f"{db}@{procs[other_process]['dumps'][-1]['id']}",
+                              f"{what}, process {other_process}")
+        b.screenshot(p.page, os.path.join(TMP, what + ".png"))
+        check(b.console_errors(p.page) == [], f"{what}: {b.console_errors(p.page)}")
+        check(b.requests(p.page) == ["file://" + html], f"{what}: {b.requests(p.page)}")
+
+
+def case_report_real():
+    """allocprof report on real programs' profiles (issue 15): a Python script with
+    --interval, a multi-process build (make running the compiler), and a threaded
+    server with --interval; each page agrees with top and list"""
+    lib = os.environ.get("ALLOCPROF_LIB", "")
+    if not os.path.exists(lib):
+        sys.exit(77)
+    open_report(None).close()  # skips without chromium
+    # a Python script: grows, then frees half
+    py = os.path.join(TMP, "grow.py")
+    open(py, "w").write("import time\nkeep = []\nfor i in range(30):\n"
+                        "    keep.append([str(j) * 20 for j in range(20000)])\n"
+                        "    time.sleep(0.01)\n"
+                        "del keep[::2]\ntime.sleep(0.1)\n")
+    db = os.path.join(TMP, "py.db")
+    run("run", "-q", "-o", db, "--interval", "0.05", "--", "python3", py)
+    check_report_of(db, "python")
+    # a multi-process build: make runs cc, which runs cc1 and as
+    src = os.path.join(TMP, "build")
+    os.makedirs(src, exist_ok=True)
+    for i in range(3):
+        open(os.path.join(src, f"u{i}.c"), "w").write(
+            "#include <stdio.h>\n" + "".join(f"int f{i}_{k}(int x) {{ return x * {k} + {i}; }}\n"
+                                             for k in range(300)))
+    open(os.path.join(src, "Makefile"), "w").write(
+        "all: u0.o u1.o u2.o\n%.o: %.c\n\tcc -O2 -c $< -o $@\n")
+    db = os.path.join(TMP, "make.db")
+    run("run", "-q", "-o", db, "--", "make", "-s", "-j2", "-C", src)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT p.id, p.exe, max(d.alloc_bytes) FROM process p JOIN dump d"
+                       " ON d.process_id = p.id GROUP BY p.id ORDER BY 3 DESC").fetchall()
+    con.close()
+    check(len(rows) >= 4, f"make: {rows}")
+    check_report_of(db, "make", other_process=rows[1][0])
+    # a threaded server with --interval: 4 client threads, 200 requests
+    srv = os.path.join(TMP, "server.py")
+    open(srv, "w").write(
+        "import http.server, threading, urllib.request\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        body = ('x' * 2000 + self.path).encode() * 20\n"
+        "        self.send_response(200); self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers(); self.wfile.write(body)\n"
+        "    def log_message(self, *a): pass\n"
+        "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+        "threading.Thread(target=s.serve_forever, name='server', daemon=True).start()\n"
+        "def client(n):\n"
+        "    for i in range(50):\n"
+        "        urllib.request.urlopen(f'http://127.0.0.1:{s.server_port}/{n}/{i}').read()\n"
+        "ts = [threading.Thread(target=client, args=(n,), name=f'client{n}') for n in range(4)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "s.shutdown()\n")
+    db = os.path.join(TMP, "server.db")
+    run("run", "-q", "-o", db, "--interval", "0.1", "--", "python3", srv)
+    check_report_of(db, "server", min_threads=3)
 
 
 def case_symcheck():
