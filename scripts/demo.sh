@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds, runs the bundled demo program under allocprof, and reports
-# where its memory went (in use at its peak by function, then allocated bytes).
+# where its memory went (in use at its peak by function, then allocated bytes),
+# then writes the HTML report and says where it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,3 +15,6 @@ echo
 build/cli/allocprof top "$out" --sort inuse-bytes -n 5
 echo
 build/cli/allocprof top "$out" --sort alloc-bytes -n 5
+echo
+build/cli/allocprof report "$out" -o build/demo.html
+echo "Open $(pwd)/build/demo.html in a browser: memory over time, a flame graph, tables."

@@ -294,15 +294,21 @@ function drawTimeline() {
   const t0 = 0, t1 = Math.max(P.dumps[n - 1].t, 1e-3);
   const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0 || 1);
   const y = (v) => T + (H - T - B) * (1 - v / ymax);
-  // axes and ticks
-  for (let i = 0; i <= 4; i++) {
-    const v = ymax * i / 4;
+  // axes and ticks at round steps (1, 2 or 5 times a power of ten; bytes in
+  // their unit's powers of two)
+  const nice = (range, n) => {
+    const raw = range / n, p = Math.pow(10, Math.floor(Math.log10(raw)));
+    return [1, 2, 5, 10].map((k) => k * p).find((k) => k >= raw);
+  };
+  const unit = Math.pow(1024, Math.max(0, Math.floor(Math.log(ymax) / Math.log(1024))));
+  const ystep = nice(ymax / unit, 4) * unit;
+  for (let v = 0; v <= ymax * 1.0001; v += ystep) {
     el('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#eef' }, svg);
     el('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, svg).textContent = fmtBytes(Math.round(v));
   }
-  for (let i = 0; i <= 5; i++) {
-    const t = t0 + (t1 - t0) * i / 5;
-    el('text', { x: x(t), y: H - 8, 'text-anchor': 'middle' }, svg).textContent = t.toFixed(t1 < 10 ? 2 : 0) + ' s';
+  const tstep = nice(t1 - t0, 6), tdec = Math.max(0, -Math.floor(Math.log10(tstep) + 1e-9));
+  for (let t = 0; t <= t1 * 1.0001; t += tstep) {
+    el('text', { x: x(t), y: H - 8, 'text-anchor': 'middle' }, svg).textContent = t.toFixed(tdec) + ' s';
   }
   // stacked areas: the top sites, then the rest
   const layers = P.series.map((s, i) => ({ name: funcName(s.f), v: s.v, c: SERIES_COLORS[i % 10] }));
@@ -341,7 +347,7 @@ function drawTimeline() {
   $('timeline-legend').innerHTML =
     layers.map((l) => `<span><i style="background:${l.c}"></i>${esc(l.name)}</span>`).join('') +
     lines.filter((l) => l.drawn).map((l) => `<span><i class="line" style="background:${l.c}"></i>${esc(l.name)}</span>`).join('') +
-    Object.keys(REASON_COLORS).map((r) => `<span><i style="background:${REASON_COLORS[r]};border-radius:6px"></i>${r} dump</span>`).join('');
+    Object.keys(REASON_COLORS).filter((r) => P.dumps.some((d) => d.reason === r)).map((r) => `<span><i style="background:${REASON_COLORS[r]};border-radius:6px"></i>${r} dump</span>`).join('');
 }
 function selectDump(k, compare) {
   if (compare && k !== S.sel) {
