@@ -17,6 +17,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -50,6 +51,7 @@ class Browser:
              "--user-data-dir=" + self.profile, "--remote-debugging-pipe",
              f"--window-size={width},{height}", "about:blank"],
             preexec_fn=fds, close_fds=False,  # 3 and 4 are made in fds()
+            start_new_session=True,  # its helpers (zygote, renderers) die with it in close()
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -65,9 +67,17 @@ class Browser:
         self.close()
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        try:  # the browser and every helper process it started
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait(timeout=10)
+        for _ in range(50):  # a helper still exiting may write into the profile
+            try:
+                os.killpg(self.proc.pid, 0)
+            except OSError:
+                break
+            time.sleep(0.05)
         for fd in (self.to_browser, self.from_browser):
             try:
                 os.close(fd)
