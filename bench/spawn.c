@@ -12,6 +12,10 @@
  * stdout and stderr, and once PROG has exited appends to stdout:
  *
  *     SPAWN status=<exit status or -1> signal=<signal or 0> wall_ns=<n> maxrss_kb=<n>
+ *           user_ns=<n> sys_ns=<n>
+ *
+ * (user and system CPU time of PROG and its threads, from wait4's rusage: system time is
+ * where an allocator's page faults, madvise and mmap calls, and thread set-up show).
  *
  * It exits with PROG's status (128 + signal if PROG was killed; 127 if PROG cannot start).
  */
@@ -81,7 +85,11 @@ int main(int argc, char **argv)
 
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    printf("SPAWN status=%d signal=%d wall_ns=%llu maxrss_kb=%ld\n", code, sig,
-           (unsigned long long)wall, ru.ru_maxrss);
+    unsigned long long user = (unsigned long long)ru.ru_utime.tv_sec * 1000000000ull +
+                              (unsigned long long)ru.ru_utime.tv_usec * 1000ull;
+    unsigned long long sys = (unsigned long long)ru.ru_stime.tv_sec * 1000000000ull +
+                             (unsigned long long)ru.ru_stime.tv_usec * 1000ull;
+    printf("SPAWN status=%d signal=%d wall_ns=%llu maxrss_kb=%ld user_ns=%llu sys_ns=%llu\n", code,
+           sig, (unsigned long long)wall, ru.ru_maxrss, user, sys);
     return sig ? 128 + sig : code;
 }
