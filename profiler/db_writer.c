@@ -59,6 +59,7 @@ struct ap_db {
     sqlite3 *db;
     char path[4096];    /* absolute: the program may chdir */
     uint64_t lost_mark; /* fdguard's loss count when this dump began */
+    int64_t rss, hwm;   /* the process's memory for this dump; rss < 0: unknown */
     int64_t process_id;
     int64_t seq;
     uint32_t stacks_written;
@@ -806,15 +807,14 @@ static int read_process_memory(int64_t *rss, int64_t *hwm)
 
 static int write_process_memory(ap_db_t *d, int64_t dump_id)
 {
-    int64_t rss, hwm;
-    if (read_process_memory(&rss, &hwm))
+    if (d->rss < 0)
         return 0; /* unknown: no row */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(d->db, "INSERT INTO process_memory VALUES (?,?,?)", -1, &st, 0))
         return -1;
     sqlite3_bind_int64(st, 1, dump_id);
-    sqlite3_bind_int64(st, 2, rss);
-    sqlite3_bind_int64(st, 3, hwm);
+    sqlite3_bind_int64(st, 2, d->rss);
+    sqlite3_bind_int64(st, 3, d->hwm);
     int rc = step_done(st);
     sqlite3_finalize(st);
     return rc;
@@ -891,6 +891,10 @@ int ap_db_write_dump(ap_db_t *d, const char *reason, double now, bool at_exit,
     /* A descriptor of ours that the program closes while the dump runs (a
      * daemon's close loop) fails the dump without touching the program's
      * file; then it is written again on a new connection. */
+    /* read before the loss count is taken: the program closing this file's
+     * descriptor costs the dump its RSS, not its connection */
+    if (read_process_memory(&d->rss, &d->hwm))
+        d->rss = -1;
     for (int attempt = 0; attempt < 3; attempt++) {
         uint64_t lost = d->lost_mark = sleep_mark = host->fd_lost();
         char why[256];
