@@ -208,7 +208,7 @@ size_t ap_trim(void)
         if (atomic_load_explicit(&ap_shard_ready[sh], memory_order_acquire))
             for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
                 ap_central_drain(sh, c);
-    return ap_pageheap_release_all();
+    return ap_tcache_trim() + ap_pageheap_release_all();
 }
 
 void ap_fork_prepare(void)

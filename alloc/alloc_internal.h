@@ -285,6 +285,7 @@ typedef struct {
     size_t dirty_limit_pages;    /* scavenge above this (0: default) */
     uint64_t epoch_ms;           /* decay: when the current epoch began */
     size_t dirty_low;            /* decay: fewest free dirty pages in this epoch */
+    size_t recent_peak_pages;    /* in-use high-water mark, its excess halved each epoch */
     uintptr_t arena_commit;      /* end of the usable part of the reservation */
     uintptr_t arena_end;         /* end of the reservation (0: none yet) */
 } ap_pageheap_t;
@@ -303,6 +304,9 @@ void ap_pageheap_free(ap_span_t *s);
 bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages);
 void ap_pageheap_shrink(ap_span_t *s, size_t new_npages);
 size_t ap_pageheap_release_all(void);
+/* A thread's working set ended (thread exit): forget the recent peak and
+ * release down to the base dirty limit (64 MiB + 1/4 in use). */
+void ap_pageheap_working_set_ended(void);
 /* Decay (from slow paths, no lock held): when an epoch (AP_DECAY_MS) has
  * passed, release the free dirty pages no allocation needed during it. */
 void ap_pageheap_tick(void);
@@ -422,6 +426,8 @@ extern AP_TLS ap_tcache_t ap_tls_tcache;
 AP_NOINLINE void *ap_tcache_alloc_slow(uint32_t cls);
 AP_NOINLINE void ap_tcache_free_slow(uint32_t cls, void *p);
 void ap_tcache_flush_all(ap_tcache_t *tc);
+/* Unmaps the slot blocks kept from exited threads (malloc_trim); their bytes. */
+size_t ap_tcache_trim(void);
 /* Sum of the objects cached by every live thread, per class (stats). */
 void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES]);
 void ap_tcache_fork_prepare(void);

@@ -13,12 +13,21 @@
  * Spans with dirty pages go to the front of a list and fully returned ones
  * to the back, so allocation reuses resident memory first.
  *
- * Releasing memory: when free dirty pages exceed the dirty limit (default
- * 64 MiB + 1/4 of the pages in use), the free spans with the most dirty
- * pages have their dirty runs released until 3/4 of the limit remains.
- * The slack keeps a program that frees and reallocates big blocks from
- * paying a page fault per page each time (the memory is reused instead); a
- * program that frees a large heap still drops to the limit at once.
+ * Releasing memory, by how long pages have been idle and how much the
+ * program has used recently, never by the size of one free:
+ *   - the dirty limit is 64 MiB + 1/4 of the pages in use, or what the
+ *     program had in use recently above what it has now, if more: the
+ *     recent peak is the in-use high-water mark, whose excess over the
+ *     pages in use halves at every epoch. A program that builds a large
+ *     heap, drops it and builds it again (a request, a round, a frame)
+ *     keeps its pages and faults none of them back in; one that shrank for
+ *     good sees its allowance halve each second, and decay (below) returns
+ *     the pages meanwhile; a thread's exit ends a working set and drops the
+ *     recent peak at once. Above the limit, the free spans with the most
+ *     dirty pages have their dirty runs released until 3/4 of it remains.
+ *     (Releasing every heap that shrank below 64 MiB + 1/4 at once cost the
+ *     transient benchmark, 4 threads rebuilding a 200 MiB heap each round,
+ *     three times glibc's time, nearly all of it page faults.)
  * Below the limit, decay: once per epoch (AP_DECAY_MS, checked by the page
  * heap and by every 64th thread-cache miss) the free dirty pages that no
  * allocation needed in the epoch (its low-water mark) are released, so a
@@ -331,7 +340,9 @@ static size_t dirty_limit(void)
 {
     if (ap_heap.dirty_limit_pages)
         return ap_heap.dirty_limit_pages;
-    return AP_DIRTY_LIMIT_PAGES + ap_heap.inuse_pages / 4;
+    size_t base = AP_DIRTY_LIMIT_PAGES + ap_heap.inuse_pages / 4;
+    size_t recent = ap_heap.recent_peak_pages - ap_heap.inuse_pages; /* peak >= in use */
+    return recent > base ? recent : base;
 }
 
 /* Release the dirty pages of free span s, one call per run of them. */
@@ -374,6 +385,7 @@ static void decay_locked(uint64_t now)
         scavenge_locked(ap_heap.free_dirty_pages - ap_heap.dirty_low);
     ap_heap.epoch_ms = now;
     ap_heap.dirty_low = ap_heap.free_dirty_pages;
+    ap_heap.recent_peak_pages -= (ap_heap.recent_peak_pages - ap_heap.inuse_pages) / 2;
 }
 
 void ap_pageheap_tick(void)
@@ -414,9 +426,20 @@ static size_t scavenge_locked(size_t target)
 size_t ap_pageheap_release_all(void)
 {
     ap_lock(&ap_heap.lock);
+    ap_heap.recent_peak_pages = ap_heap.inuse_pages; /* malloc_trim, memory pressure: all */
     size_t r = scavenge_locked(0);
     ap_unlock(&ap_heap.lock);
     return r;
+}
+
+void ap_pageheap_working_set_ended(void)
+{
+    ap_lock(&ap_heap.lock);
+    ap_heap.recent_peak_pages = ap_heap.inuse_pages;
+    size_t limit = dirty_limit();
+    if (ap_heap.free_dirty_pages > limit)
+        scavenge_locked(limit - limit / 4);
+    ap_unlock(&ap_heap.lock);
 }
 
 /* ---- the API ---- */
@@ -475,6 +498,8 @@ ap_span_t *ap_pageheap_alloc(size_t npages, size_t align_pages, uint8_t cls, siz
         ap_heap.large_count++;
     }
     ap_heap.inuse_pages += npages;
+    if (ap_heap.inuse_pages > ap_heap.recent_peak_pages)
+        ap_heap.recent_peak_pages = ap_heap.inuse_pages;
     note_low_locked();
     decay_locked(ap_os_now_ms());
     ap_unlock(&ap_heap.lock);
@@ -526,6 +551,8 @@ bool ap_pageheap_try_grow(ap_span_t *s, size_t new_npages)
             s->npages = new_npages;
             ap_pagemap_set(last_page(s), s, 0);
             ap_heap.inuse_pages += extra;
+            if (ap_heap.inuse_pages > ap_heap.recent_peak_pages)
+                ap_heap.recent_peak_pages = ap_heap.inuse_pages;
             ap_heap.large_inuse_bytes += extra << AP_PAGE_SHIFT;
             note_low_locked();
             ok = true;
@@ -789,5 +816,7 @@ bool ap_pageheap_validate_locked(void)
     }
     if (!validate_list_locked(&ap_heap.longer, AP_HEAP_EXACT_LISTS + 1, SIZE_MAX, &dirty, &clean))
         return false;
+    if (ap_heap.recent_peak_pages < ap_heap.inuse_pages)
+        return false; /* the recent peak is a high-water mark of in use */
     return dirty == ap_heap.free_dirty_pages && clean == ap_heap.free_clean_pages;
 }

@@ -15,11 +15,15 @@
  * A free from another thread needs nothing special: the object goes to the
  * freeing thread's cache and reaches its span through the central list.
  *
- * Lifecycle: NEW (all zero) -> LIVE on the first slow-path call, which maps
- * the slot block, registers the cache and arms a pthread key whose
+ * Lifecycle: NEW (all zero) -> LIVE on the first slow-path call, which takes
+ * a slot block, registers the cache and arms a pthread key whose
  * destructor drains it at thread exit -> DEAD: the lists are zero again, so
  * every malloc and free of the exiting thread goes straight to the central
- * lists. A thread whose slot block cannot be mapped is DEAD from the start.
+ * lists. A thread whose slot block cannot be had is DEAD from the start.
+ * Slot blocks of exited threads are kept (up to AP_SPARE_BLOCKS) for the
+ * next new thread: a program that starts a thread per task pays no mmap,
+ * no munmap and no page faults for its caches (a block's pages are touched
+ * as its lists fill; a reused one's are resident already).
  *
  * Shards: a cache refills from and flushes to one central shard (central.c),
  * chosen at set-up: the one with the fewest live threads, the lowest on ties,
@@ -44,6 +48,12 @@ static ap_tcache_t *registry;
 static uint32_t shard_threads[AP_MAX_SHARDS]; /* live caches per shard */
 static pthread_key_t exit_key;
 static bool exit_key_ready;
+
+/* Slot blocks of exited threads, for new ones (registry lock); each
+ * block's first word links the next. */
+#define AP_SPARE_BLOCKS 64
+static void **spare_blocks;
+static uint32_t nspare;
 
 void ap_tcache_init(void)
 {
@@ -126,10 +136,53 @@ static void registry_remove(ap_tcache_t *tc)
     ap_unlock(&registry_lock);
 }
 
+static void **take_block(void)
+{
+    ap_lock(&registry_lock);
+    void **b = spare_blocks;
+    if (b) {
+        spare_blocks = (void **)b[0];
+        nspare--;
+    }
+    ap_unlock(&registry_lock);
+    return b ? b : ap_os_map(slot_block_bytes());
+}
+
+static void give_block(void **b)
+{
+    ap_lock(&registry_lock);
+    bool keep = nspare < AP_SPARE_BLOCKS;
+    if (keep) {
+        b[0] = spare_blocks;
+        spare_blocks = b;
+        nspare++;
+    }
+    ap_unlock(&registry_lock);
+    if (!keep)
+        ap_os_unmap(b, slot_block_bytes());
+}
+
+size_t ap_tcache_trim(void)
+{
+    ap_lock(&registry_lock);
+    void **b = spare_blocks;
+    spare_blocks = NULL;
+    nspare = 0;
+    ap_unlock(&registry_lock);
+    size_t n = 0;
+    while (b) {
+        void **next = (void **)b[0];
+        ap_os_unmap(b, slot_block_bytes());
+        n += slot_block_bytes();
+        b = next;
+    }
+    return n;
+}
+
 static void tcache_setup(ap_tcache_t *tc)
 {
     ap_ensure_init();
-    tc->slots = ap_os_map(slot_block_bytes());
+    tc->slots = take_block();
     if (!tc->slots) { /* no cache: straight to the central lists */
         tc->state = AP_TC_DEAD;
         return;
@@ -263,8 +316,9 @@ void ap_thread_exit(void)
     tc->state = AP_TC_DEAD;
     registry_remove(tc); /* stats no longer look at its lists */
     memset(tc->list, 0, sizeof tc->list);
-    ap_os_unmap(tc->slots, slot_block_bytes());
+    give_block(tc->slots);
     tc->slots = NULL;
+    ap_pageheap_working_set_ended();
 }
 
 void ap_tcache_cached_counts(size_t counts[AP_NUM_CLASSES])

@@ -277,6 +277,40 @@ static void decay_keeps_reused_pages(void **state)
     assert_true(validate());
 }
 
+/* A heap dropped and built again within an epoch keeps its pages: freeing
+ * more than 64 MiB + 1/4 in use releases nothing while the program had that
+ * much in use recently, the rebuild takes the same dirty pages (no fault),
+ * and once the program stops using them decay returns them. */
+static void rebuilt_heap_keeps_its_pages(void **state)
+{
+    size_t z;
+    enum { N = 48, PAGES = 256 }; /* 48 x 2 MiB = 96 MiB */
+    ap_span_t *spans[N];
+    ap_pageheap_release_all();
+    for (int round = 0; round < 3; round++) {
+        size_t before = releases, dirty_got = 0;
+        for (int i = 0; i < N; i++) {
+            spans[i] = ap_pageheap_alloc(PAGES, 1, 0, &z);
+            assert_non_null(spans[i]);
+            dirty_got += z;
+        }
+        if (round > 0)
+            assert_int_equal(dirty_got, N * PAGES); /* the dropped heap's own pages */
+        for (int i = 0; i < N; i++)
+            ap_pageheap_free(spans[i]);
+        assert_int_equal(releases, before);
+        assert_true(ap_heap.free_dirty_pages >= N * PAGES);
+        assert_true(validate());
+    }
+    /* not used again: within a few epochs it is back with the OS */
+    for (int e = 0; e < 4; e++) {
+        fake_now += AP_DECAY_MS;
+        ap_pageheap_tick();
+    }
+    assert_int_equal(ap_heap.free_dirty_pages, 0);
+    assert_true(validate());
+}
+
 static void out_of_memory_is_clean(void **state)
 {
     ap_os_ops_t failing = ap_os_default_ops;
@@ -300,6 +334,7 @@ int main(void)
         cmocka_unit_test(growth_extends_the_top_run),
         cmocka_unit_test(decay_releases_unused_dirty_pages),
         cmocka_unit_test(decay_keeps_reused_pages),
+        cmocka_unit_test(rebuilt_heap_keeps_its_pages),
         cmocka_unit_test(out_of_memory_is_clean),
     };
     return cmocka_run_group_tests_name("alloc.pageheap", tests, setup, teardown);

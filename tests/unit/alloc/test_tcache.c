@@ -197,6 +197,7 @@ static void no_slot_block_no_cache(void **state)
 {
     uint32_t c = ap_size_class(CLS_SIZE);
     uint64_t base = inuse_objs(c);
+    ap_tcache_trim(); /* no block of an exited thread to reuse either */
     ap_os_ops_t failing = ap_os_default_ops;
     failing.map = fail_map;
     ap_os_ops = &failing;
@@ -207,6 +208,38 @@ static void no_slot_block_no_cache(void **state)
     ap_os_ops = &ap_os_default_ops;
     assert_null(ret);
     assert_int_equal(inuse_objs(c), base); /* every object went back */
+}
+
+/* A new thread takes the slot block an exited thread left: no mapping (the
+ * OS refuses one here), and a cache that works. */
+static void *cached_thread(void *arg)
+{
+    void *p = ap_malloc(CLS_SIZE);
+    ap_free(p);
+    *(void ***)arg = ap_tls_tcache.slots;
+    return ap_tls_tcache.state == AP_TC_LIVE &&
+                   ap_tlist_count(&ap_tls_tcache, ap_size_class(CLS_SIZE)) == 1
+               ? NULL
+               : (void *)1;
+}
+
+static void exited_threads_blocks_are_reused(void **state)
+{
+    pthread_t t;
+    void *ret, **first = NULL, **second = NULL;
+    pthread_create(&t, NULL, cached_thread, &first);
+    pthread_join(t, &ret);
+    assert_null(ret);
+    ap_os_ops_t failing = ap_os_default_ops;
+    failing.map = fail_map;
+    ap_os_ops = &failing;
+    pthread_create(&t, NULL, cached_thread, &second);
+    pthread_join(t, &ret);
+    ap_os_ops = &ap_os_default_ops;
+    assert_null(ret);
+    assert_ptr_equal(first, second);
+    assert_true(ap_tcache_trim() > 0); /* malloc_trim gives it back */
+    assert_int_equal(ap_tcache_trim(), 0);
 }
 
 /* ---- shards ---- */
@@ -357,10 +390,15 @@ static void class_stats_add_up(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(refill_slow_start),      cmocka_unit_test(overflow_flushes_one_batch),
-        cmocka_unit_test(cross_thread_free),      cmocka_unit_test(thread_exit_drains_cache),
-        cmocka_unit_test(no_slot_block_no_cache), cmocka_unit_test(threads_get_shards_of_their_own),
-        cmocka_unit_test(remote_frees_go_home),   cmocka_unit_test(class_stats_add_up),
+        cmocka_unit_test(refill_slow_start),
+        cmocka_unit_test(overflow_flushes_one_batch),
+        cmocka_unit_test(cross_thread_free),
+        cmocka_unit_test(thread_exit_drains_cache),
+        cmocka_unit_test(no_slot_block_no_cache),
+        cmocka_unit_test(exited_threads_blocks_are_reused),
+        cmocka_unit_test(threads_get_shards_of_their_own),
+        cmocka_unit_test(remote_frees_go_home),
+        cmocka_unit_test(class_stats_add_up),
     };
     return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
 }
