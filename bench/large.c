@@ -18,7 +18,7 @@ static size_t draw_large(bm_rng *r)
 int main(int argc, char **argv)
 {
     double scale = bm_init("large", argc, argv);
-    uint64_t steps = bm_scaled(600, scale, 20);
+    uint64_t steps = bm_scaled(100, scale, 20);
     bm_slot slots[SLOTS] = {{0}};
     bm_rng rng = bm_rng_seed(77);
     uint64_t serial = 0, sum = 0;

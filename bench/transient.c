@@ -1,7 +1,7 @@
 /* transient — threads building large transient heaps and dropping them, freeing across
  * threads.
  *
- * The shape of mimalloc-bench's mstress and xmalloc tests: 2 threads per core, in rounds.
+ * The shape of mimalloc-bench's mstress and xmalloc tests: 2 threads per core, 12 rounds.
  * In a round every thread builds a heap of 40,000 objects of 16 B..8 KiB (log-uniform,
  * about 60 MiB across the threads), links them into lists, then frees half of its own and
  * half of its right neighbour's (exchanged at a barrier), so memory is handed from one
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
 {
     double scale = bm_init("transient", argc, argv);
     nthreads = 2 * bm_ncpu();
-    rounds = bm_scaled(60, scale, 1);
+    rounds = bm_scaled(12, scale, 1);
     workers = calloc((size_t)nthreads, sizeof *workers);
     if (!workers || pthread_barrier_init(&barrier, NULL, (unsigned)nthreads))
         bm_fail("out of memory");
