@@ -373,6 +373,25 @@ int ap_db_open(ap_db_t **out, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Reads a small /proc file into buf (NUL-terminated) through a guarded
+ * descriptor, never a stdio stream: a daemon's close loop may close it and
+ * open its own file at that number, and then the check fails where fgets
+ * would have read the program's file and fclose closed it. Returns the bytes
+ * read (what came before a loss), or -1 when the file cannot be opened. */
+static ssize_t read_proc_file(const char *path, char *buf, size_t cap)
+{
+    int fd = g_open(path, O_RDONLY, 0);
+    if (fd < 0)
+        return -1;
+    size_t n = 0;
+    ssize_t r;
+    while (n < cap - 1 && (r = g_read(fd, buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    g_close(fd);
+    buf[n] = 0;
+    return (ssize_t)n;
+}
+
 /* ---- process and mappings ---- */
 
 static void hex(char *out, const unsigned char *b, size_t n)
@@ -555,13 +574,9 @@ void ap_db_process_info(ap_process_info_t *pi, double now)
     pi->rate = ap_prof_cfg.rate;
     exe_path(pi->exe, sizeof pi->exe);
     dl_iterate_phdr(exe_cb, pi->build_id);
-    char raw[8192];
-    size_t n = 0;
-    FILE *f = fopen("/proc/self/cmdline", "re");
-    if (f) {
-        n = fread(raw, 1, sizeof raw, f);
-        fclose(f);
-    }
+    char raw[8193];
+    ssize_t got = read_proc_file("/proc/self/cmdline", raw, sizeof raw);
+    size_t n = got > 0 ? (size_t)got : 0;
     char *js = ap_malloc(n * 6 + 8), *o = js;
     if (!js)
         return;
@@ -628,12 +643,8 @@ static int write_threads(ap_db_t *d)
         ap_thread_rec_t *t = ap_thread_at(i);
         char path[64], name[32] = {0};
         snprintf(path, sizeof path, "/proc/self/task/%u/comm", t->tid);
-        FILE *f = fopen(path, "re");
-        if (f) { /* a live thread: its current name */
-            if (fgets(name, sizeof name, f))
-                name[strcspn(name, "\n")] = 0;
-            fclose(f);
-        }
+        if (read_proc_file(path, name, sizeof name) > 0) /* a live thread: its current name */
+            name[strcspn(name, "\n")] = 0;
         if (!name[0] && t->written)
             continue;
         sqlite3_bind_int64(st, 1, d->process_id);
@@ -786,15 +797,8 @@ static int write_alloc_stats(ap_db_t *d, int64_t dump_id, const ap_stats_t *give
 static int read_process_memory(int64_t *rss, int64_t *hwm)
 {
     char buf[4096];
-    int fd = g_open("/proc/self/status", O_RDONLY, 0);
-    if (fd < 0)
+    if (read_proc_file("/proc/self/status", buf, sizeof buf) < 0)
         return -1;
-    size_t n = 0;
-    ssize_t r;
-    while (n < sizeof buf - 1 && (r = g_read(fd, buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)r;
-    g_close(fd);
-    buf[n] = 0;
     *rss = *hwm = -1;
     for (char *l = buf; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
         if (!strncmp(l, "VmRSS:", 6))
