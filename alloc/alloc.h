@@ -74,7 +74,7 @@ typedef struct {
     uint64_t span_bytes; /* pages owned by the class */
 } ap_class_stats_t;
 
-#define AP_STATS_CLASSES 53
+#define AP_STATS_CLASSES 57
 
 typedef struct {
     uint64_t inuse_bytes; /* small + large + huge objects handed out (class/page rounded) */

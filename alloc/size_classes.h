@@ -14,7 +14,7 @@
 #pragma GCC visibility push(hidden)
 
 #define AP_PAGE_SHIFT 13
-#define AP_NUM_CLASSES 53
+#define AP_NUM_CLASSES 57
 #define AP_MAX_SMALL 65536
 #define AP_LOOKUP_LO_MAX 1024
 
