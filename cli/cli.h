@@ -25,7 +25,8 @@ int ap_cmd_flamegraph(int argc, char **argv);
 int ap_cmd_pprof(int argc, char **argv);
 
 /* "dir/prof.db", dump 41 -> "dir/prof.dump41.svg": a report's default output
- * file names its dump, so reports of two dumps do not overwrite each other. */
+ * file names its dump, so reports of two dumps do not overwrite each other;
+ * dump -1 (a report of every dump) -> "dir/prof.html". */
 char *ap_default_output(const char *path, int64_t dump, const char *ext);
 
 /* Prints "allocprof: <message>" and a newline on stderr. */

@@ -32,6 +32,8 @@ char *ap_default_output(const char *path, int64_t dump, const char *ext)
     const char *base = strrchr(path, '/');
     const char *dot = strrchr(base ? base + 1 : path, '.');
     size_t n = dot && dot != (base ? base + 1 : path) ? (size_t)(dot - path) : strlen(path);
+    if (dump < 0)
+        return ap_xasprintf("%.*s%s", (int)n, path, ext);
     return ap_xasprintf("%.*s.dump%lld%s", (int)n, path, (long long)dump, ext);
 }
 

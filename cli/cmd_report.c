@@ -27,14 +27,6 @@ static const char help[] =
     "  -d, --dump ID      the dump the page opens on (also FILE@ID)\n"
     "  -h, --help         this text\n";
 
-static char *default_output(const char *path)
-{
-    const char *base = strrchr(path, '/');
-    const char *dot = strrchr(base ? base + 1 : path, '.');
-    size_t n = dot && dot != (base ? base + 1 : path) ? (size_t)(dot - path) : strlen(path);
-    return ap_xasprintf("%.*s.html", (int)n, path);
-}
-
 int ap_cmd_report(int argc, char **argv)
 {
     ap_opts o;
@@ -48,7 +40,7 @@ int ap_cmd_report(int argc, char **argv)
         free(path);
         return 1;
     }
-    char *out = o.out ? ap_xstrdup(o.out) : default_output(path);
+    char *out = o.out ? ap_xstrdup(o.out) : ap_default_output(path, -1, ".html");
     if (!strcmp(out, "-")) {
         ap_cli_error("report: -o -: the report is a file (give its name)");
         r = 2;

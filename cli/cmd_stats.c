@@ -52,23 +52,7 @@ typedef struct class_row {
     int64_t cls, size, inuse, cached, central, spans, span_bytes;
 } class_row;
 
-/* Reads alloc_stats of a dump: 1 found, 0 none, -1 error. */
-static int read_alloc_stats(ap_file *f, int64_t dump_id, int64_t v[S_N])
-{
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(f->db,
-                           "SELECT inuse_bytes, small_bytes, large_bytes, huge_bytes, "
-                           "mapped_bytes, free_bytes, returned_bytes, cached_bytes, "
-                           "metadata_bytes, released_total FROM alloc_stats WHERE dump_id = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
-        return sqlite3_errcode(f->db) == SQLITE_ERROR ? 0 : -1; /* no table */
-    sqlite3_bind_int64(s, 1, dump_id);
-    int rc = sqlite3_step(s);
-    for (int i = 0; rc == SQLITE_ROW && i < S_N; i++)
-        v[i] = sqlite3_column_int64(s, i);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
+_Static_assert(S_N == AP_NSTATS, "stat_names follows alloc_stats' columns");
 
 static int read_classes(ap_file *f, int64_t dump_id, class_row **out, size_t *n)
 {
@@ -176,7 +160,7 @@ static void print_history(ap_file *f, const ap_process *proc)
         if (d->process_id != proc->id)
             continue;
         int64_t v[S_N] = {0};
-        int have = read_alloc_stats(f, d->id, v) == 1;
+        int have = ap_dump_alloc_stats(f, d->id, v) == 1;
         int64_t rss = 0;
         int have_rss = ap_dump_process_memory(f, d->id, &rss, &hwm_last);
         if (have && (!top || v[S_INUSE] > top_inuse)) {
@@ -250,7 +234,7 @@ static void print_json(ap_file *f, const ap_profile *p, const int64_t *v, int ha
         int64_t s[S_N] = {0};
         if (d->process_id != p->proc->id)
             continue;
-        int h = read_alloc_stats(f, d->id, s) == 1;
+        int h = ap_dump_alloc_stats(f, d->id, s) == 1;
         printf("%s{\"id\": %lld, \"seq\": %lld, \"time\": %.6f, \"after\": %.6f, "
                "\"reason\": \"%s\", \"inuse_bytes\": %lld, \"exact_inuse_bytes\": ",
                k++ ? ", " : "", (long long)d->id, (long long)d->seq, d->time,
@@ -279,7 +263,7 @@ int ap_cmd_stats(int argc, char **argv)
     int64_t v[S_N] = {0};
     class_row *c = NULL;
     size_t nc = 0;
-    int have = read_alloc_stats(f, p.dump->id, v);
+    int have = ap_dump_alloc_stats(f, p.dump->id, v);
     int rc = 0;
     if (have < 0 || read_classes(f, p.dump->id, &c, &nc) < 0) {
         ap_db_error(f, "reading allocator statistics");

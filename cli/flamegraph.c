@@ -176,7 +176,7 @@ static void find_modules(modules *m, const ap_profile *p)
     memset(m, 0, sizeof *m);
     for (size_t i = 0; i < p->naddrs; i++) {
         const ap_addr *a = &p->addrs[i];
-        const char *mod = a->map >= 0 ? ap_basename(p->maps[a->map].path) : "[jit or unknown]";
+        const char *mod = ap_addr_module(p, a);
         for (uint32_t k = 0; k < a->nlines; k++) {
             bool created;
             uint64_t *slot = ap_map_put(&m->of_func, a->lines[k]->func->id, &created);

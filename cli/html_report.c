@@ -110,7 +110,7 @@ static void note_modules(writer *w, const ap_profile *p)
 {
     for (size_t i = 0; i < p->naddrs; i++) {
         const ap_addr *a = &p->addrs[i];
-        const char *mod = a->map >= 0 ? ap_basename(p->maps[a->map].path) : "[jit or unknown]";
+        const char *mod = ap_addr_module(p, a);
         for (uint32_t k = 0; k < a->nlines; k++) {
             bool created;
             uint64_t *slot = ap_map_put(&w->func_module, a->lines[k]->func->id, &created);
@@ -136,10 +136,9 @@ static void put_int_array(FILE *o, const int64_t *v, int n)
     fputc(']', o);
 }
 
-/* alloc_stats and process_memory of every dump of the process, by dump id. */
+/* A dump's alloc_stats and process_memory. */
 typedef struct dump_extra {
-    int64_t dump_id;
-    int64_t st[10];
+    int64_t st[AP_NSTATS];
     int have_st;
     int64_t mem[2];
     int have_mem;
@@ -148,35 +147,8 @@ typedef struct dump_extra {
 static void read_extras(ap_file *f, const ap_dump *d, dump_extra *x)
 {
     memset(x, 0, sizeof *x);
-    x->dump_id = d->id;
-    sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(f->db,
-                           "SELECT inuse_bytes, small_bytes, large_bytes, huge_bytes, "
-                           "mapped_bytes, free_bytes, returned_bytes, cached_bytes, "
-                           "metadata_bytes, released_total FROM alloc_stats WHERE dump_id = ?1",
-                           -1, &s, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, d->id);
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            x->have_st = 1;
-            for (int i = 0; i < 10; i++)
-                x->st[i] = sqlite3_column_int64(s, i);
-        }
-        sqlite3_finalize(s);
-    }
+    x->have_st = ap_dump_alloc_stats(f, d->id, x->st) == 1;
     x->have_mem = ap_dump_process_memory(f, d->id, &x->mem[0], &x->mem[1]);
-}
-
-static const ap_stack *stack_of(const ap_profile *p, int64_t id)
-{
-    size_t lo = 0, hi = p->nstacks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (p->stacks[mid].stack_id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < p->nstacks && p->stacks[lo].stack_id == id ? &p->stacks[lo] : NULL;
 }
 
 static int put_leaks(writer *w, const ap_process *proc)
@@ -296,13 +268,13 @@ static int put_process_data(writer *w, const ap_process *proc, const ap_dump *la
         fputs(",\"tot\":", o);
         put_int_array(o, tot, AP_NMETRICS);
         fprintf(o, ",\"samples\":%lld,\"st\":", (long long)d->samples);
-        x.have_st ? put_int_array(o, x.st, 10) : (void)fputs("null", o);
+        x.have_st ? put_int_array(o, x.st, AP_NSTATS) : (void)fputs("null", o);
         fputs(",\"mem\":", o);
         x.have_mem ? put_int_array(o, x.mem, 2) : (void)fputs("null", o);
         fputs(",\"rows\":[", o);
         krow *kr = ap_xmalloc((n + 1) * sizeof *kr);
         for (size_t r = 0; r < n; r++) {
-            const ap_stack *st = stack_of(&p, rows[r].stack_id);
+            const ap_stack *st = ap_find_stack(&p, rows[r].stack_id);
             int64_t si = st ? (int64_t)(st - p.stacks) : -1;
             uint64_t key =
                 ap_hash_u64((uint64_t)si * 0x9E3779B97F4A7C15ULL ^ (uint64_t)rows[r].tid);

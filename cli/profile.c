@@ -389,6 +389,23 @@ int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out)
     return found;
 }
 
+int ap_dump_alloc_stats(ap_file *f, int64_t dump_id, int64_t v[AP_NSTATS])
+{
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(f->db,
+                           "SELECT inuse_bytes, small_bytes, large_bytes, huge_bytes, "
+                           "mapped_bytes, free_bytes, returned_bytes, cached_bytes, "
+                           "metadata_bytes, released_total FROM alloc_stats WHERE dump_id = ?1",
+                           -1, &s, NULL) != SQLITE_OK)
+        return sqlite3_errcode(f->db) == SQLITE_ERROR ? 0 : -1; /* no table */
+    sqlite3_bind_int64(s, 1, dump_id);
+    int rc = sqlite3_step(s);
+    for (int i = 0; rc == SQLITE_ROW && i < AP_NSTATS; i++)
+        v[i] = sqlite3_column_int64(s, i);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 int ap_dump_process_memory(ap_file *f, int64_t dump_id, int64_t *rss, int64_t *hwm)
 {
     sqlite3_stmt *s;
@@ -541,7 +558,7 @@ static int load_stacks(ap_file *f, int64_t process_id, ap_profile *p)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static const ap_stack *find_stack(const ap_profile *p, int64_t id)
+const ap_stack *ap_find_stack(const ap_profile *p, int64_t id)
 {
     size_t lo = 0, hi = p->nstacks;
     while (lo < hi) {
@@ -552,6 +569,25 @@ static const ap_stack *find_stack(const ap_profile *p, int64_t id)
             hi = mid;
     }
     return lo < p->nstacks && p->stacks[lo].stack_id == id ? &p->stacks[lo] : NULL;
+}
+
+/* One dump's own bucket rows, and the state a row gives its (stack, tid). */
+static const char bucket_rows_sql[] =
+    "SELECT stack_id, tid, alloc_objects, alloc_bytes, free_objects, free_bytes, "
+    "alloc_class_bytes, samples FROM bucket WHERE dump_id = ?1";
+
+static void row_to_bucket(sqlite3_stmt *s, ap_bucket *b)
+{
+    int64_t ao = sqlite3_column_int64(s, 2), ab = sqlite3_column_int64(s, 3);
+    int64_t fo = sqlite3_column_int64(s, 4), fb = sqlite3_column_int64(s, 5);
+    b->stack_id = sqlite3_column_int64(s, 0);
+    b->tid = sqlite3_column_int64(s, 1);
+    b->v[AP_INUSE_BYTES] = ab - fb;
+    b->v[AP_INUSE_OBJECTS] = ao - fo;
+    b->v[AP_ALLOC_BYTES] = ab;
+    b->v[AP_ALLOC_OBJECTS] = ao;
+    b->alloc_class_bytes = sqlite3_column_int64(s, 6);
+    b->samples = sqlite3_column_int64(s, 7);
 }
 
 /* Applies one dump's bucket rows: each row replaces the (stack, tid) state. */
@@ -576,17 +612,7 @@ static int apply_dump(ap_file *f, sqlite3_stmt *s, int64_t dump_id, ap_map *inde
             ap_grow(&p->buckets, cap, p->nbuckets + 1, sizeof *p->buckets);
             *slot = p->nbuckets++;
         }
-        ap_bucket *b = &p->buckets[*slot];
-        int64_t ao = sqlite3_column_int64(s, 2), ab = sqlite3_column_int64(s, 3);
-        int64_t fo = sqlite3_column_int64(s, 4), fb = sqlite3_column_int64(s, 5);
-        b->stack_id = stack_id;
-        b->tid = tid;
-        b->v[AP_INUSE_BYTES] = ab - fb;
-        b->v[AP_INUSE_OBJECTS] = ao - fo;
-        b->v[AP_ALLOC_BYTES] = ab;
-        b->v[AP_ALLOC_OBJECTS] = ao;
-        b->alloc_class_bytes = sqlite3_column_int64(s, 6);
-        b->samples = sqlite3_column_int64(s, 7);
+        row_to_bucket(s, &p->buckets[*slot]);
     }
     return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -594,10 +620,7 @@ static int apply_dump(ap_file *f, sqlite3_stmt *s, int64_t dump_id, ap_map *inde
 static int load_buckets(ap_file *f, const ap_dump *d, ap_profile *p)
 {
     sqlite3_stmt *s;
-    if (sqlite3_prepare_v2(f->db,
-                           "SELECT stack_id, tid, alloc_objects, alloc_bytes, free_objects, "
-                           "free_bytes, alloc_class_bytes, samples FROM bucket WHERE dump_id = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(f->db, bucket_rows_sql, -1, &s, NULL) != SQLITE_OK)
         return -1;
     ap_map index = {0};
     size_t cap = 0;
@@ -610,7 +633,7 @@ static int load_buckets(ap_file *f, const ap_dump *d, ap_profile *p)
     sqlite3_finalize(s);
     ap_map_free(&index);
     for (size_t i = 0; i < p->nbuckets; i++)
-        p->buckets[i].stack = find_stack(p, p->buckets[i].stack_id);
+        p->buckets[i].stack = ap_find_stack(p, p->buckets[i].stack_id);
     return rc;
 }
 
@@ -619,10 +642,7 @@ int ap_dump_rows(ap_file *f, int64_t dump_id, ap_bucket **rows, size_t *n)
     sqlite3_stmt *s;
     *rows = NULL;
     *n = 0;
-    if (sqlite3_prepare_v2(f->db,
-                           "SELECT stack_id, tid, alloc_objects, alloc_bytes, free_objects, "
-                           "free_bytes, alloc_class_bytes, samples FROM bucket WHERE dump_id = ?1",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(f->db, bucket_rows_sql, -1, &s, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(s, 1, dump_id);
     size_t cap = 0;
@@ -631,16 +651,7 @@ int ap_dump_rows(ap_file *f, int64_t dump_id, ap_bucket **rows, size_t *n)
         ap_grow(rows, &cap, *n + 1, sizeof **rows);
         ap_bucket *b = &(*rows)[(*n)++];
         memset(b, 0, sizeof *b);
-        int64_t ao = sqlite3_column_int64(s, 2), ab = sqlite3_column_int64(s, 3);
-        int64_t fo = sqlite3_column_int64(s, 4), fb = sqlite3_column_int64(s, 5);
-        b->stack_id = sqlite3_column_int64(s, 0);
-        b->tid = sqlite3_column_int64(s, 1);
-        b->v[AP_INUSE_BYTES] = ab - fb;
-        b->v[AP_INUSE_OBJECTS] = ao - fo;
-        b->v[AP_ALLOC_BYTES] = ab;
-        b->v[AP_ALLOC_OBJECTS] = ao;
-        b->alloc_class_bytes = sqlite3_column_int64(s, 6);
-        b->samples = sqlite3_column_int64(s, 7);
+        row_to_bucket(s, b);
     }
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : -1;

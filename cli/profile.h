@@ -138,6 +138,11 @@ size_t ap_processes_with_dumps(const ap_file *f);
 /* The allocator's exact in-use bytes at a dump (alloc_stats): 1 and *out,
  * or 0 when the dump has none. */
 int ap_dump_exact_inuse(ap_file *f, int64_t dump_id, int64_t *out);
+/* The allocator's statistics at a dump (alloc_stats), in the table's column
+ * order: inuse, small, large, huge, mapped, free, returned, cached,
+ * metadata bytes, released_total. 1 found, 0 none (or no table), -1 error. */
+#define AP_NSTATS 10
+int ap_dump_alloc_stats(ap_file *f, int64_t dump_id, int64_t v[AP_NSTATS]);
 /* The process's VmRSS and VmHWM when the dump was written (process_memory):
  * 1 found, 0 unknown (schema version 1, or /proc unreadable). */
 int ap_dump_process_memory(ap_file *f, int64_t dump_id, int64_t *rss, int64_t *hwm);
@@ -146,6 +151,8 @@ int ap_dump_process_memory(ap_file *f, int64_t dump_id, int64_t *rss, int64_t *h
  * figures computed as ap_profile_load computes them; .stack is NULL. 0, or
  * -1 on a database error. *rows is malloc'd. */
 int ap_dump_rows(ap_file *f, int64_t dump_id, ap_bucket **rows, size_t *n);
+/* The stack row of a loaded profile with that id (NULL when none). */
+const ap_stack *ap_find_stack(const ap_profile *p, int64_t id);
 /* The process's last dump (NULL when it has none). */
 const ap_dump *ap_last_dump(const ap_file *f, int64_t process_id);
 /* The last dump with reason 'exit' of the process (NULL when none). */

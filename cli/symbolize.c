@@ -102,6 +102,11 @@ const char *ap_basename(const char *path)
     return s ? s + 1 : path;
 }
 
+const char *ap_addr_module(const ap_profile *p, const ap_addr *a)
+{
+    return a->map >= 0 ? ap_basename(p->maps[a->map].path) : "[jit or unknown]";
+}
+
 ap_symbolizer *ap_sym_new(void)
 {
     ap_symbolizer *s = ap_xcalloc(1, sizeof(ap_symbolizer));

@@ -54,6 +54,9 @@ const ap_func *const *ap_sym_funcs(const ap_symbolizer *s, size_t *n);
 
 /* The last path component. */
 const char *ap_basename(const char *path);
+/* The module an address's code is in: its mapping's file name, or
+ * "[jit or unknown]" (what the flame graphs colour and list). */
+const char *ap_addr_module(const ap_profile *p, const ap_addr *a);
 
 /* Demangles a C++ or Rust symbol; returns a malloc'ed string, or NULL when
  * the name is not mangled (demangle.c). */
