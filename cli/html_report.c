@@ -151,7 +151,9 @@ static void read_extras(ap_file *f, const ap_dump *d, dump_extra *x)
     x->have_mem = ap_dump_process_memory(f, d->id, &x->mem[0], &x->mem[1]);
 }
 
-static int put_leaks(writer *w, const ap_process *proc)
+/* The leak table of the process's exit dump; loaded is its last dump's
+ * profile, loaded and symbolized already, used when that is the exit dump. */
+static int put_leaks(writer *w, const ap_process *proc, const ap_profile *loaded)
 {
     FILE *o = w->out;
     const ap_dump *d = ap_exit_dump(w->f, proc->id);
@@ -159,21 +161,25 @@ static int put_leaks(writer *w, const ap_process *proc)
         fputs("null", o);
         return 0;
     }
-    ap_profile p;
-    if (ap_profile_load(w->f, d, &p) < 0)
-        return -1;
-    ap_sym_profile(w->sym, &p);
+    ap_profile own = {0};
+    const ap_profile *pp = loaded;
+    if (loaded->dump != d) {
+        if (ap_profile_load(w->f, d, &own) < 0)
+            return -1;
+        ap_sym_profile(w->sym, &own);
+        pp = &own;
+    }
     ap_leaks l;
-    if (ap_leaks_find(&l, w->f, &p, 0, false, NULL, 0) < 0) {
+    if (ap_leaks_find(&l, w->f, pp, 0, false, NULL, 0) < 0) {
         ap_leaks_free(&l);
-        ap_profile_free(&p);
+        ap_profile_free(&own);
         return -1;
     }
     fprintf(o, "{\"dump\":%lld,\"bytes\":%lld,\"objects\":%lld,\"sup_stacks\":%zu,",
             (long long)d->id, (long long)l.bytes, (long long)l.objects, l.sup_stacks);
     fprintf(o, "\"sup_bytes\":%lld,\"sup_objects\":%lld,\"caveat\":", (long long)l.sup_bytes,
             (long long)l.sup_objects);
-    char *caveat = ap_leaks_caveat(&p);
+    char *caveat = ap_leaks_caveat(pp);
     jstr(o, caveat);
     free(caveat);
     fputs(",\"rules\":[", o);
@@ -199,7 +205,7 @@ static int put_leaks(writer *w, const ap_process *proc)
     }
     fputs("]}", o);
     ap_leaks_free(&l);
-    ap_profile_free(&p);
+    ap_profile_free(&own);
     return 0;
 }
 
@@ -347,9 +353,9 @@ static int put_process_data(writer *w, const ap_process *proc, const ap_dump *la
     fputs("],\"leaks\":", o);
     free(key_pairs);
     ap_map_free(&keys);
-    ap_profile_free(&p);
     if (rc == 0)
-        rc = put_leaks(w, proc);
+        rc = put_leaks(w, proc, &p);
+    ap_profile_free(&p);
     return rc;
 }
 
