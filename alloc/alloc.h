@@ -66,10 +66,12 @@ void ap_fork_child(void);
 /* Statistics (stats.c). Figures are consistent per layer, not a snapshot of
  * the whole allocator: thread caches are read without their owners stopping. */
 typedef struct {
-    uint32_t size;         /* bytes per object */
-    uint64_t inuse_objs;   /* handed to the program */
-    uint64_t cached_objs;  /* in thread caches */
-    uint64_t central_objs; /* in transfer caches and span free lists */
+    uint32_t size;          /* bytes per object */
+    uint64_t inuse_objs;    /* handed to the program */
+    uint64_t cached_objs;   /* in thread caches */
+    uint64_t central_objs;  /* in transfer caches and span free lists */
+    uint64_t transfer_objs; /* of central_objs, those in transfer caches */
+    uint64_t fresh_objs;    /* of central_objs, never handed out (untouched unless its page is) */
     uint64_t spans;
     uint64_t span_bytes; /* pages owned by the class */
 } ap_class_stats_t;

@@ -12,7 +12,9 @@
  * 1.5x slower than one: each write to a block invalidated the line holding
  * the other thread's neighbouring block. An object freed by a thread of
  * another shard joins that thread's cache and shard; when it goes back to a
- * span, it goes to its own span, under the owning shard's lock.
+ * span, it goes to its own span, under the owning shard's lock. Classes of
+ * AP_SHARED_FROM (1 KiB) and more use shard 0 only (ap_class_shard): little
+ * false sharing there, and per-shard partly used spans of 8..128 KiB each.
  *
  * Each list has two tiers, tried in order:
  *   1. the transfer cache: a plain array of object pointers. Thread caches
@@ -63,18 +65,22 @@ static void span_list_remove(ap_span_t *s)
     s->in_list = 0;
 }
 
-/* 32 KiB of objects, at least two batches. Every object parked here is
- * resident, and a class used now and then fills its transfer cache over time:
- * 128 KiB caps held 1.6 MiB in the threads benchmark's 1-16 KiB classes, for
- * 0.5 MiB in use. 32 KiB: peak RSS churn -140 KiB, mixed -0.8 MiB, frag
- * -1.1 MiB; instructions +0.3 % (mixed). Below two batches (one) mixed took
- * +3.9 % instructions: a refill found the cache empty too often. */
+/* 8 KiB of objects, at least one batch. Every object parked here is
+ * resident, and pins its span: a class used now and then fills its transfer
+ * cache over time. 128 KiB caps held 1.6 MiB in the threads benchmark's
+ * 1-16 KiB classes, for 0.5 MiB in use. At 32 KiB and two batches the caches
+ * still held 1.3 MiB of the threads benchmark's 8.5 MiB peak (3.1 MiB in
+ * use); 8 KiB and one batch: peak RSS threads 8.0 -> 7.9 MiB, server 12.3 ->
+ * 11.5, churn 3.3 -> 3.1, same wall times (bench/run workloads, 3 runs).
+ * Without any transfer cache: server 10.5 MiB, but shortthreads +19 % and
+ * prodcons +30 % wall time (a thread's exit and a consumer's frees then write
+ * every object into its span). */
 static uint32_t transfer_cap(uint32_t cls)
 {
     uint32_t batch = ap_class_batch[cls];
-    uint32_t cap = (32u << 10) / ap_class_size[cls];
-    if (cap < 2 * batch)
-        cap = 2 * batch;
+    uint32_t cap = (8u << 10) / ap_class_size[cls];
+    if (cap < batch)
+        cap = batch;
     if (cap > 1024)
         cap = 1024;
     return cap / batch * batch;
@@ -335,5 +341,5 @@ void ap_central_drain(uint32_t shard, uint32_t cls)
 void *ap_small_alloc_nocache(uint32_t cls)
 {
     void *p;
-    return ap_central_remove(ap_tls_tcache.shard, cls, &p, 1) == 1 ? p : NULL;
+    return ap_central_remove(ap_class_shard(&ap_tls_tcache, cls), cls, &p, 1) == 1 ? p : NULL;
 }

@@ -24,7 +24,7 @@ void ap_stats_get(ap_stats_t *st)
     uint64_t tc_bytes = 0;
     for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
         ap_class_stats_t *cs = &st->cls[c];
-        size_t nout = 0, tc = 0, spans = 0, sfree = 0; /* a shard's nout alone may wrap */
+        size_t nout = 0, tc = 0, spans = 0, sfree = 0, fresh = 0; /* a shard's nout may wrap */
         for (uint32_t sh = 0; sh < AP_MAX_SHARDS; sh++) {
             if (!atomic_load_explicit(&ap_shard_ready[sh], memory_order_acquire))
                 continue;
@@ -34,6 +34,8 @@ void ap_stats_get(ap_stats_t *st)
             tc += ce->tc_count;
             spans += ce->nspans;
             sfree += ce->span_objs_free;
+            for (ap_span_t *s = ce->nonempty.next; s != &ce->nonempty; s = s->next)
+                fresh += (size_t)(s->limit - s->bump) / ap_class_size[c];
             tc_bytes += ce->tc_cap * sizeof(void *);
             ap_unlock(&ce->lock);
         }
@@ -41,6 +43,8 @@ void ap_stats_get(ap_stats_t *st)
         cs->cached_objs = cached[c] < nout ? cached[c] : nout;
         cs->inuse_objs = nout - cs->cached_objs;
         cs->central_objs = tc + sfree;
+        cs->transfer_objs = tc;
+        cs->fresh_objs = fresh;
         cs->spans = spans;
         cs->span_bytes = (uint64_t)spans * ap_class_pages[c] << AP_PAGE_SHIFT;
         st->small_inuse_bytes += cs->inuse_objs * cs->size;
@@ -88,15 +92,16 @@ void ap_stats_print(int fd)
                  (unsigned long long)st.free_bytes, (unsigned long long)st.returned_bytes,
                  (unsigned long long)st.metadata_bytes));
     out(fd, b,
-        snprintf(b, sizeof b, "%5s %8s %12s %12s %12s %8s\n", "class", "size", "in use", "cached",
-                 "central", "spans"));
+        snprintf(b, sizeof b, "%5s %8s %12s %12s %12s %10s %10s %8s\n", "class", "size", "in use",
+                 "cached", "central", "transfer", "fresh", "spans"));
     for (uint32_t c = 1; c < st.nclasses; c++) {
         ap_class_stats_t *cs = &st.cls[c];
         if (!cs->spans && !cs->inuse_objs)
             continue;
         out(fd, b,
-            snprintf(b, sizeof b, "%5u %8u %12llu %12llu %12llu %8llu\n", c, cs->size,
+            snprintf(b, sizeof b, "%5u %8u %12llu %12llu %12llu %10llu %10llu %8llu\n", c, cs->size,
                      (unsigned long long)cs->inuse_objs, (unsigned long long)cs->cached_objs,
-                     (unsigned long long)cs->central_objs, (unsigned long long)cs->spans));
+                     (unsigned long long)cs->central_objs, (unsigned long long)cs->transfer_objs,
+                     (unsigned long long)cs->fresh_objs, (unsigned long long)cs->spans));
     }
 }

@@ -8,7 +8,12 @@
  *     from the central list, and misses and overflows raise max by one up to
  *     a batch (ap_class_batch), then misses by a batch up to ap_class_cap
  *     (tcmalloc's slow start: classes a thread uses rarely stay tiny);
- *   - an overflow (max objects held) sends one batch back to the central list.
+ *   - an overflow (max objects held) sends one batch back to the central list;
+ *   - budget: the lists hold at most AP_TCACHE_BUDGET bytes beyond one object
+ *     per class (sum of (max - 1) * size, kept in `grown`); a class that
+ *     would grow past it halves other classes' max, round robin, flushing
+ *     what they held above it (steal_capacity), so a thread that goes idle
+ *     keeps a bounded amount whatever it did before.
  * Arrays rather than linked lists: moving a batch in or out is a memcpy that
  * touches no object (a linked list has to read or write every object, each
  * a likely cache miss), and the fast paths carry no count from call to call.
@@ -52,6 +57,7 @@ static bool exit_key_ready;
 /* Slot blocks of exited threads, for new ones (registry lock); each
  * block's first word links the next. */
 #define AP_SPARE_BLOCKS 64
+
 static void **spare_blocks;
 static uint32_t nspare;
 
@@ -92,6 +98,10 @@ uint32_t ap_tlist_count(const ap_tcache_t *tc, uint32_t cls)
 static void set_max(ap_tcache_t *tc, uint32_t cls, uint32_t max)
 {
     ap_tlist_t *l = &tc->list[cls];
+    ap_assert(max >= 1 && max <= ap_class_cap[cls]);
+    if (l->max) /* set up already: the budget counts what it grew by */
+        tc->grown =
+            tc->grown - (l->max - 1u) * ap_class_size[cls] + (max - 1u) * ap_class_size[cls];
     l->max = (uint16_t)max;
     l->lo_full = (uint16_t)(uintptr_t)(list_end(tc, cls) - max);
 }
@@ -193,6 +203,8 @@ static void tcache_setup(ap_tcache_t *tc)
         tc->list[c].lo_empty = (uint16_t)(uintptr_t)end;
         set_max(tc, c, 1);
     }
+    tc->grown = 0;
+    tc->steal_next = 1;
     tc->state = AP_TC_LIVE;
     registry_add(tc);
     /* Any non-NULL value arms the destructor. May allocate (keys >= 32):
@@ -201,16 +213,49 @@ static void tcache_setup(ap_tcache_t *tc)
         pthread_setspecific(exit_key, tc);
 }
 
+static void flush_list(ap_tcache_t *tc, uint32_t cls, uint32_t n);
+
+/* Makes room for `need` more bytes of capacity under the thread's budget by
+ * halving other classes' capacity, round robin (tcmalloc steals the same
+ * way), their objects above the new capacity going to the central lists.
+ * A class the thread uses gets its capacity back on its next misses; one it
+ * has stopped using keeps a single object. Returns whether it made room. */
+static bool steal_capacity(ap_tcache_t *tc, uint32_t cls, uint32_t need)
+{
+    for (uint32_t i = 0; i < AP_NUM_CLASSES && tc->grown + need > AP_TCACHE_BUDGET; i++) {
+        uint32_t c = tc->steal_next;
+        tc->steal_next = c + 1 < AP_NUM_CLASSES ? c + 1 : 1;
+        uint32_t max = tc->list[c].max;
+        if (c == cls || c == 0 || max <= 1)
+            continue;
+        uint32_t keep = max / 2, n = held(tc, c);
+        if (n > keep)
+            flush_list(tc, c, n - keep);
+        set_max(tc, c, keep);
+    }
+    return tc->grown + need <= AP_TCACHE_BUDGET;
+}
+
 /* Slow start: one more per miss or overflow up to a batch, then a batch more
- * per miss up to the cap. A class a thread uses rarely keeps a list of one or
- * two objects instead of a whole batch. */
+ * per miss up to the cap, within the thread's budget. A class a thread uses
+ * rarely keeps a list of one or two objects instead of a whole batch. */
 static void grow_max(ap_tcache_t *tc, uint32_t cls)
 {
-    uint32_t batch = ap_class_batch[cls], cap = ap_class_cap[cls], max = tc->list[cls].max;
+    uint32_t batch = ap_class_batch[cls], cap = ap_class_cap[cls], old = tc->list[cls].max;
+    uint32_t max = old;
     if (max < batch)
         max++;
     else if (max < cap)
         max = max + batch < cap ? max + batch : cap;
+    if (max == old)
+        return;
+    uint32_t size = ap_class_size[cls];
+    if (!steal_capacity(tc, cls, (max - old) * size)) {
+        uint32_t room = AP_TCACHE_BUDGET > tc->grown ? (AP_TCACHE_BUDGET - tc->grown) / size : 0;
+        max = old + room;
+        if (max == old)
+            return;
+    }
     set_max(tc, cls, max);
 }
 
@@ -239,8 +284,8 @@ void *ap_tcache_alloc_slow(uint32_t cls)
     uint32_t stride;
     /* a warm list may take a whole span's free list, up to its cap; fresh
      * objects come as a range */
-    int got =
-        ap_central_refill(tc->shard, cls, buf, (int)n, n == batch ? l->max : 0, &chain, &stride);
+    int got = ap_central_refill(ap_class_shard(tc, cls), cls, buf, (int)n, n == batch ? l->max : 0,
+                                &chain, &stride);
     if (got == 0)
         return NULL;
     /* the list is empty: the objects after the first go below its end, the

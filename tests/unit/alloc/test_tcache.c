@@ -2,8 +2,8 @@
  * alloc.tcache — thread caches and central lists: a miss refills one batch,
  * an overflow flushes one batch, frees from another thread are correct and
  * land in the freeing thread's cache, thread exit drains the cache, threads
- * get central shards of their own, objects go back to their own shard, and
- * the per-class statistics add up.
+ * get central shards of their own, objects go back to their own shard, the
+ * per-class statistics add up, and a thread's cache stays within its budget.
  */
 #include <pthread.h>
 #include <string.h>
@@ -387,6 +387,52 @@ static void class_stats_add_up(void **state)
     free(st);
 }
 
+/* A thread that has filled the list of every class holds at most the budget
+ * beyond one object per class; the class it used last kept its capacity
+ * (taken from the others), and no list holds more than its max. */
+static void *fill_every_class(void *arg)
+{
+    static __thread void *objs[1024];
+    uintptr_t bad = 0;
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        uint32_t n = ap_class_cap[c];
+        for (int round = 0; round < 40; round++) {
+            for (uint32_t i = 0; i < n; i++)
+                objs[i] = ap_malloc(ap_class_size[c]);
+            for (uint32_t i = 0; i < n; i++)
+                ap_free(objs[i]);
+        }
+    }
+    ap_tcache_t *tc = &ap_tls_tcache;
+    uint64_t held = 0, floor = 0, caps = 0;
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        uint32_t count = ap_tlist_count(tc, c);
+        if (count > tc->list[c].max || tc->list[c].max < 1)
+            bad |= 1;
+        held += (uint64_t)count * ap_class_size[c];
+        floor += ap_class_size[c];
+        caps += (uint64_t)ap_class_cap[c] * ap_class_size[c];
+    }
+    if (held > AP_TCACHE_BUDGET + floor)
+        bad |= 2;
+    if (AP_TCACHE_BUDGET + floor >= caps) /* else the caps alone bound it */
+        bad |= 8;
+    uint32_t last = AP_NUM_CLASSES - 1;
+    if (tc->list[last].max != ap_class_cap[last])
+        bad |= 4;
+    return (void *)bad;
+}
+
+static void thread_cache_stays_within_budget(void **state)
+{
+    (void)state;
+    pthread_t t;
+    void *bad;
+    assert_int_equal(pthread_create(&t, NULL, fill_every_class, NULL), 0);
+    assert_int_equal(pthread_join(t, &bad), 0);
+    assert_int_equal((uintptr_t)bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +445,7 @@ int main(void)
         cmocka_unit_test(threads_get_shards_of_their_own),
         cmocka_unit_test(remote_frees_go_home),
         cmocka_unit_test(class_stats_add_up),
+        cmocka_unit_test(thread_cache_stays_within_budget),
     };
     return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
 }
