@@ -16,7 +16,8 @@
  *     signal for that one signal, so the program sees and sets its own
  *     disposition; a signal that is not a request (no AP_DUMP_TOKEN) goes to
  *     the program's handler, or is ignored if it ignores it;
- *   - descriptors: fdguard.c.
+ *   - descriptors: fdguard.c; the dump thread has a table of its own
+ *     (writer_main), so its dumps never take a number of the program's.
  *
  * Triggers, all written by the dump thread (never sampled) except exit:
  *   request  `allocprof dump PID` (dump_protocol.h). The handler sets a flag
@@ -44,6 +45,7 @@
  * needed. exec: the new image starts afresh.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +60,8 @@
 #include <sys/syscall.h>
 
 #include "dump_protocol.h"
+
+#define AP_CLOSE_RANGE_UNSHARE (1u << 1) /* linux/close_range.h */
 #include "writer_api.h"
 
 static ap_db_t *db;
@@ -113,14 +117,27 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Set in the dump thread once it has a descriptor table of its own. */
+static AP_TLS bool own_fd_table;
+
 static void say(const char *what, const char *why)
 {
     char buf[600];
     int n = snprintf(buf, sizeof buf, "allocprof: %s: %s\n", what, why);
-    if (n > 0) {
-        ssize_t r = write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-        (void)r;
-    }
+    if (n <= 0)
+        return;
+    size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    /* the dump thread reaches the program's stderr by name (a new open file
+     * description: appending, never blocking; a socket cannot be reached) */
+    int fd = own_fd_table
+                 ? open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+                 : 2;
+    if (fd < 0)
+        return;
+    ssize_t r = write(fd, buf, len);
+    (void)r;
+    if (fd != 2)
+        close(fd);
 }
 
 static void child_reset(bool raw);
@@ -387,6 +404,16 @@ static void *writer_main(void *arg)
         atomic_store(&writer_running, 1);
     }
     pthread_setname_np(pthread_self(), AP_DUMP_THREAD_NAME);
+    /* A descriptor table of its own, empty: nothing of the program's is
+     * copied into it (so no file of the program's gets another reference,
+     * and none is closed), and what a dump opens never takes a number in the
+     * program's table, not even for the moment before fdguard moves it up. A
+     * program opening files while a dump ran got another number than it would
+     * without us (profiler.dump_fd_numbers: 1,300 of 400,000 opens with a dump
+     * every 10 ms), and a daemon listing its descriptors saw ours. Without
+     * close_range (before Linux 5.9, or a seccomp filter) the dumps use the
+     * shared table, as the exit dump always does. */
+    own_fd_table = syscall(SYS_close_range, 0u, ~0u, AP_CLOSE_RANGE_UNSHARE) == 0;
     sigset_t set; /* this thread takes the dump signal and no signal of the program's */
     sigfillset(&set);
     sigdelset(&set, ap_prof_cfg.signal);

@@ -28,6 +28,11 @@
  * mmap to the guarded versions below: it can then never write a byte of
  * memory into, or close, a descriptor of the program's, nor take 0..2.
  *
+ * The dump thread (dump.c) has a descriptor table of its own: what it opens
+ * is invisible to the program, even between open() and the move up. The
+ * guard still applies there (the same calls), and matters for the exit dump
+ * and the process row at start-up, which run in the program's table.
+ *
  * The table is small (a connection holds three files, libunwind a pipe
  * and the odd file) and taken under its own lock; a check is one fstat.
  */

@@ -2,12 +2,17 @@
  * fds_prog.c — what a program sees of its descriptors, for the profiler's
  * exactness tests (run_tests.py, case std_closed and own_numbers).
  *
- * usage: fds_prog OUT
+ * usage: fds_prog OUT | fds_prog --race SECONDS
  * Allocates (so that the profiler samples and, with ALLOCPROF_UNWIND=
  * libunwind, libunwind opens its validation pipe), then writes to OUT, one
  * per line: whether 0, 1 and 2 are open, what a write to 1 and 2 returns
  * (and errno), the number open() returns, and every open descriptor below
  * 512. Run with and without the library, the files must be the same.
+ * --race: for SECONDS, allocates and opens /dev/null over and over, and
+ * prints how many of those open() calls did not return the lowest free
+ * number (what it returns without the library), out of how many: a dump
+ * that opens a descriptor in the program's table, however briefly, takes
+ * that number from time to time.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void *volatile sink;
@@ -28,10 +34,34 @@ __attribute__((noinline)) static void allocate(void)
     }
 }
 
+static int race(double seconds)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int want = open("/dev/null", O_RDONLY); /* the lowest free number */
+    close(want);
+    long opens = 0, wrong = 0;
+    do {
+        for (int i = 0; i < 100; i++) {
+            sink = malloc(64 + (size_t)(opens % 4096));
+            int fd = open("/dev/null", O_RDONLY);
+            wrong += fd != want;
+            opens++;
+            close(fd);
+            free(sink);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9 < seconds);
+    printf("wrong %ld of %ld\n", wrong, opens);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
         return 2;
+    if (!strcmp(argv[1], "--race"))
+        return race(argc > 2 ? atof(argv[2]) : 1.0);
     allocate();
     char report[8192];
     int n = 0;

@@ -517,6 +517,23 @@ def case_std_closed():
     check(prof == plain, f"without the library:\n{plain}\nwith it:\n{prof}")
 
 
+def case_dump_fd_numbers():
+    """while dumps run every 10 ms, every open() of the program returns the number it
+    returns without the library: a dump never holds a number in the program's table"""
+    db = os.path.join(TMP, "fdrace.db")
+    r = subprocess.run([CLI, "run", "-q", "-o", db, "--interval", "0.01", "--rate", "4K", "--",
+                        os.environ["AP_FDS_PROG"], "--race", "1.5"],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"exit {r.returncode}: {r.stderr}")
+    m = re.match(r"wrong (\d+) of (\d+)", r.stdout)
+    check(m and int(m.group(2)) > 1000, f"output: {r.stdout!r}")
+    c = connect(db)
+    n = c.execute("SELECT count(*) FROM dump WHERE reason='interval'").fetchone()[0]
+    check(n >= 20, f"only {n} interval dumps")
+    check(m.group(1) == "0", f"{m.group(1)} of {m.group(2)} opens got another number "
+                             f"while {n} dumps ran")
+
+
 def case_own_numbers():
     """with 0..2 open, the program's first open() returns 3 and nothing else is open below 512"""
     plain = fds_report(False, "")
