@@ -427,7 +427,7 @@ extern AP_TLS ap_tcache_t ap_tls_tcache;
 
 /* What a thread's lists may hold beyond one object per class, in bytes:
  * the sum over classes of (max - 1) * size (the classes' caps alone would
- * allow 1.7 MiB). Bounds what an idle thread keeps, and what a busy one keeps of
+ * allow 1.4 MiB). Bounds what an idle thread keeps, and what a busy one keeps of
  * classes it has moved away from. 1 MiB costs bench mixed, which uses every
  * class, no time; 256 KiB cost it 37 % (capacity stolen back and forth) for
  * 0.1 MiB less peak RSS on threads. */
