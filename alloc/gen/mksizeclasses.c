@@ -58,7 +58,7 @@
 #define MAX_CLASSES 127
 #define SMALL_CACHE (32u * 1024u) /* what a thread caches of a class below COARSE_FROM */
 #define BIG_CACHE (16u * 1024u)   /* ... and of one from COARSE_FROM up */
-#define COARSE_FROM 1024u /* 4 classes per power of two above this, 8 below */
+#define COARSE_FROM 1024u         /* 4 classes per power of two above this, 8 below */
 
 struct cls {
     unsigned size, pages, objs, batch, cap;
