@@ -37,7 +37,9 @@
  *            dump is within the fraction of the highest sampled in-use. Two
  *            snapshot buffers: the dump thread writes one while a newer peak
  *            replaces the other. Any dump writes a pending peak first;
- *   exit     in the library destructor, in the exiting thread.
+ *   exit     in the library destructor: written by the dump thread when it
+ *            runs with a descriptor table of its own, the exiting thread
+ *            waiting (up to 60 s), else in the exiting thread.
  * A dump lock serialises dumps. fork, and a raw clone (a new pid without
  * glibc's fork): the child keeps the profile it inherited, and at its first
  * sample or dump opens its own connection, records itself as a new process
@@ -60,9 +62,9 @@
 #include <sys/syscall.h>
 
 #include "dump_protocol.h"
+#include "writer_api.h"
 
 #define AP_CLOSE_RANGE_UNSHARE (1u << 1) /* linux/close_range.h */
-#include "writer_api.h"
 
 static ap_db_t *db;
 static const ap_writer_t *W; /* the SQLite writer plugin */
@@ -96,9 +98,12 @@ static int load_writer(char *err, size_t errlen)
 }
 static ap_lock_t dump_lock;
 static pthread_t writer;
-static _Atomic int writer_running;  /* the dump thread exists */
-static _Atomic int writer_starting; /* someone is starting it */
-static _Atomic uint32_t wake_word;  /* the dump thread sleeps on it (futex) */
+static _Atomic int writer_running;   /* the dump thread exists */
+static _Atomic int writer_starting;  /* someone is starting it */
+static _Atomic uint32_t wake_word;   /* the dump thread sleeps on it (futex) */
+static _Atomic int writer_own_table; /* ... with a descriptor table of its own */
+static _Atomic int exit_pending;     /* the exiting thread asks it for the exit dump */
+static _Atomic uint32_t exit_done;   /* futex: 1 once that dump is written */
 static _Atomic int peak_pending;
 static _Atomic int request_pending;
 static _Atomic int64_t next_peak;
@@ -119,6 +124,22 @@ static double now_s(void)
 
 /* Set in the dump thread once it has a descriptor table of its own. */
 static AP_TLS bool own_fd_table;
+/* Messages the dump thread could not write (a sandbox denies it the open of
+ * /proc/self/fd/2): the next sample, or the exit, writes them to fd 2. */
+static ap_lock_t said_lock;
+static char said[1024];
+static size_t nsaid;
+
+static void flush_said(void)
+{
+    ap_lock(&said_lock);
+    if (nsaid) {
+        ssize_t r = write(2, said, nsaid);
+        (void)r;
+        nsaid = 0;
+    }
+    ap_unlock(&said_lock);
+}
 
 static void say(const char *what, const char *why)
 {
@@ -127,17 +148,27 @@ static void say(const char *what, const char *why)
     if (n <= 0)
         return;
     size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1;
+    if (!own_fd_table) {
+        ssize_t r = write(2, buf, len);
+        (void)r;
+        return;
+    }
     /* the dump thread reaches the program's stderr by name (a new open file
      * description: appending, never blocking; a socket cannot be reached) */
-    int fd = own_fd_table
-                 ? open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-                 : 2;
-    if (fd < 0)
-        return;
-    ssize_t r = write(fd, buf, len);
-    (void)r;
-    if (fd != 2)
+    int fd = open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = write(fd, buf, len);
+        (void)r;
         close(fd);
+        return;
+    }
+    ap_lock(&said_lock);
+    if (nsaid + len <= sizeof said) {
+        memcpy(said + nsaid, buf, len);
+        nsaid += len;
+    }
+    ap_unlock(&said_lock);
+    atomic_fetch_or(&ap_dump_attention, AP_ATTN_SAY);
 }
 
 static void child_reset(bool raw);
@@ -414,6 +445,7 @@ static void *writer_main(void *arg)
      * close_range (before Linux 5.9, or a seccomp filter) the dumps use the
      * shared table, as the exit dump always does. */
     own_fd_table = syscall(SYS_close_range, 0u, ~0u, AP_CLOSE_RANGE_UNSHARE) == 0;
+    atomic_store(&writer_own_table, own_fd_table);
     sigset_t set; /* this thread takes the dump signal and no signal of the program's */
     sigfillset(&set);
     sigdelset(&set, ap_prof_cfg.signal);
@@ -422,7 +454,8 @@ static void *writer_main(void *arg)
     double next = interval > 0 ? first_interval : 0;
     for (;;) {
         uint32_t w = atomic_load(&wake_word);
-        if (!atomic_load(&peak_pending) && !atomic_load(&request_pending)) {
+        if (!atomic_load(&peak_pending) && !atomic_load(&request_pending) &&
+            !atomic_load(&exit_pending)) {
             struct timespec ts = {1, 0};
             if (interval > 0) {
                 double wait = next - now_s();
@@ -432,6 +465,13 @@ static void *writer_main(void *arg)
                 ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
             }
             syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, w, &ts, NULL, 0);
+        }
+        if (atomic_load(&exit_pending)) { /* the last dump: then nothing more */
+            do_dump("exit", true);
+            atomic_store(&exit_done, 1);
+            syscall(SYS_futex, &exit_done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+            for (;;) /* until the process is gone */
+                syscall(SYS_futex, &exit_done, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
         }
         if (atomic_exchange(&peak_pending, 0))
             do_dump(NULL, false); /* the pending peak snapshot */
@@ -486,10 +526,15 @@ static void child_reset(bool raw)
     }
     my_pid = getpid();
     ap_lock_init(&dump_lock);
+    ap_lock_init(&said_lock);
+    nsaid = 0; /* the parent's to print */
     ap_prof_tls.tid = 0;
     db = NULL; /* the parent's connection must not be used here; it is left as is */
     atomic_store(&writer_running, 0);
     atomic_store(&writer_starting, 0);
+    atomic_store(&writer_own_table, 0);
+    atomic_store(&exit_pending, 0);
+    atomic_store(&exit_done, 0);
     atomic_store(&peak_pending, 0);
     ap_lock_init(&peak_lock);
     peak_ready = peak_writing = -1; /* a peak of the parent's is the parent's to write */
@@ -528,6 +573,10 @@ static void child_restart(void)
  * fork or the interval left to do in a safe place. */
 void ap_dump_attend(void)
 {
+    if (atomic_load(&ap_dump_attention) & AP_ATTN_SAY) {
+        atomic_fetch_and(&ap_dump_attention, ~AP_ATTN_SAY);
+        flush_said();
+    }
     if (getpid() != my_pid)
         atomic_fetch_or(&ap_dump_attention, AP_ATTN_RESTART);
     int a = atomic_load(&ap_dump_attention);
@@ -588,10 +637,30 @@ void ap_prof_init(void)
     ap_prof_tls.busy = 0;
 }
 
+/* The exit dump, written by the dump thread when it has a descriptor table
+ * of its own (so the files it opens take no number of the program's, whose
+ * other threads may still run), while the exiting thread waits. False when
+ * there is no such thread, or it has not written it within 60 s (a lock held
+ * elsewhere): the caller writes it. */
+static bool exit_dump_by_writer(void)
+{
+    if (getpid() != my_pid || !atomic_load(&writer_running) || !atomic_load(&writer_own_table))
+        return false;
+    atomic_store(&exit_pending, 1);
+    wake_writer();
+    for (int i = 0; i < 60 && !atomic_load(&exit_done); i++) {
+        struct timespec ts = {1, 0};
+        syscall(SYS_futex, &exit_done, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+    }
+    return atomic_load(&exit_done);
+}
+
 void ap_prof_exit(void)
 {
-    if (!ap_prof_active)
+    if (!ap_prof_active) {
+        flush_said(); /* the dump thread's last words, if any */
         return;
+    }
     ap_prof_tls.busy = 1;
     if (getpid() != my_pid) {
         child_reset(true); /* a raw clone that never sampled */
@@ -600,7 +669,9 @@ void ap_prof_exit(void)
         atomic_fetch_and(&ap_dump_attention, ~AP_ATTN_RESTART);
         child_restart();
     }
-    do_dump("exit", true);
+    if (!exit_dump_by_writer())
+        do_dump("exit", true);
+    flush_said();
     ap_unwind_report();
     ap_prof_active = 0; /* later frees (other destructors) need no accounting */
 }

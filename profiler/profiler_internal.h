@@ -207,6 +207,7 @@ void ap_dump_request_peak(void);
 #define AP_ATTN_RESTART 1  /* a new process (fork, raw clone): own connection */
 #define AP_ATTN_START 2    /* start the dump thread (a request came) */
 #define AP_ATTN_INTERVAL 4 /* start it once the first interval is due */
+#define AP_ATTN_SAY 8      /* print what the dump thread could not (dump.c, say) */
 void ap_dump_attend(void);
 
 /* ---- db_writer.c ---- */

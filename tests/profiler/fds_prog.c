@@ -12,12 +12,15 @@
  * prints how many of those open() calls did not return the lowest free
  * number (what it returns without the library), out of how many: a dump
  * that opens a descriptor in the program's table, however briefly, takes
- * that number from time to time.
+ * that number from time to time. Then it returns from main while a second
+ * thread goes on opening, and that thread writes "wrong at exit" to stderr
+ * for each open() that the exit dump disturbs.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,23 @@ __attribute__((noinline)) static void allocate(void)
         sink = malloc(32 + i % 512);
         free(sink);
     }
+}
+
+static int lowest;
+
+static void *watch_exit(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd != lowest) {
+            static const char msg[] = "wrong at exit\n";
+            if (write(2, msg, sizeof msg - 1) < 0)
+                return NULL;
+        }
+        close(fd);
+    }
+    return NULL;
 }
 
 static int race(double seconds)
@@ -53,7 +73,13 @@ static int race(double seconds)
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9 < seconds);
     printf("wrong %ld of %ld\n", wrong, opens);
-    return 0;
+    fflush(stdout);
+    lowest = want;
+    pthread_t watcher;
+    if (pthread_create(&watcher, NULL, watch_exit, NULL) != 0)
+        return 3;
+    usleep(20000);
+    return 0; /* exit, and the exit dump, while watch_exit opens */
 }
 
 int main(int argc, char **argv)

@@ -5,18 +5,22 @@
  * exactness test (run_tests.py, case sandbox): the library must not be the
  * reason it fails; it stops profiling the process and says so.
  *
- * usage: sandbox_prog   allocates for 0.4 s, prints "sandboxed", installs
- * the filter, allocates for 0.4 s more, checks that its own open() fails
- * with EPERM, prints "sandbox done" and exits 0.
+ * usage: sandbox_prog [all]   allocates for 0.4 s, prints "sandboxed",
+ * installs the filter (for the calling thread, or with "all" for every
+ * thread, SECCOMP_FILTER_FLAG_TSYNC, as Chromium does), allocates for 0.4 s
+ * more, checks that its own open() fails with EPERM, prints "sandbox done"
+ * and exits 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -43,7 +47,7 @@ __attribute__((noinline)) static void churn(double seconds)
     }
 }
 
-static void deny_open(void)
+static void deny_open(bool all_threads)
 {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -53,16 +57,18 @@ static void deny_open(void)
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
     };
     struct sock_fprog prog = {sizeof f / sizeof f[0], f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, all_threads ? SECCOMP_FILTER_FLAG_TSYNC : 0,
+                &prog) != 0)
         perror("seccomp"), exit(3);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     churn(0.4);
     printf("sandboxed\n");
     fflush(stdout);
-    deny_open();
+    deny_open(argc > 1 && !strcmp(argv[1], "all"));
     churn(0.4);
     if (open("/dev/null", O_RDONLY) != -1 || errno != EPERM)
         return 4;
