@@ -432,6 +432,16 @@ extern AP_TLS ap_tcache_t ap_tls_tcache;
  * class, no time; 256 KiB cost it 37 % (capacity stolen back and forth) for
  * 0.1 MiB less peak RSS on threads. */
 #define AP_TCACHE_BUDGET (1u << 20)
+/* ... and, with many threads, a share of what all live threads' caches may
+ * hold together (tcmalloc's overall thread-cache limit is 32 MiB too), but
+ * never below AP_TCACHE_BUDGET_MIN: ap_tcache_budget() = clamp(32 MiB /
+ * live threads, 128 KiB, 1 MiB). A thread pool of 256 then holds at most
+ * 32 MiB beyond one object per class per thread, not 256 MiB. It applies as
+ * a thread's lists grow: a thread that filled them before the others
+ * started keeps what it has until it grows again. */
+#define AP_TCACHE_BUDGET_ALL (32u << 20)
+#define AP_TCACHE_BUDGET_MIN (128u << 10)
+uint32_t ap_tcache_budget(void);
 
 /* The central shard a thread takes objects of class cls from: its own, but
  * shard 0 for classes of AP_SHARED_FROM bytes and more. Shards keep threads'

@@ -9,8 +9,9 @@
  *     a batch (ap_class_batch), then misses by a batch up to ap_class_cap
  *     (tcmalloc's slow start: classes a thread uses rarely stay tiny);
  *   - an overflow (max objects held) sends one batch back to the central list;
- *   - budget: the lists hold at most AP_TCACHE_BUDGET bytes beyond one object
- *     per class (sum of (max - 1) * size, kept in `grown`); a class that
+ *   - budget: the lists hold at most ap_tcache_budget() bytes (1 MiB, less
+ *     with more than 32 live threads) beyond one object per class (sum of
+ *     (max - 1) * size, kept in `grown`); a class that
  *     would grow past it halves other classes' max, round robin, flushing
  *     what they held above it (steal_capacity), so a thread that goes idle
  *     keeps a bounded amount whatever it did before.
@@ -51,6 +52,7 @@ AP_HIDDEN uint32_t ap_tcache_slot_total;
 static ap_lock_t registry_lock;
 static ap_tcache_t *registry;
 static uint32_t shard_threads[AP_MAX_SHARDS]; /* live caches per shard */
+static _Atomic uint32_t live_caches;          /* registered caches, for the budget */
 static pthread_key_t exit_key;
 static bool exit_key_ready;
 
@@ -125,6 +127,7 @@ static void registry_add(ap_tcache_t *tc)
             best = i;
     ap_central_shard_init(best);
     shard_threads[best]++;
+    atomic_fetch_add_explicit(&live_caches, 1, memory_order_relaxed);
     tc->shard = best;
     bool need_key = !exit_key_ready;
     if (need_key)
@@ -143,6 +146,7 @@ static void registry_remove(ap_tcache_t *tc)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
     shard_threads[tc->shard]--; /* tc->shard stays: the dead thread's frees go there */
+    atomic_fetch_sub_explicit(&live_caches, 1, memory_order_relaxed);
     ap_unlock(&registry_lock);
 }
 
@@ -220,9 +224,18 @@ static void flush_list(ap_tcache_t *tc, uint32_t cls, uint32_t n);
  * way), their objects above the new capacity going to the central lists.
  * A class the thread uses gets its capacity back on its next misses; one it
  * has stopped using keeps a single object. Returns whether it made room. */
-static bool steal_capacity(ap_tcache_t *tc, uint32_t cls, uint32_t need)
+uint32_t ap_tcache_budget(void)
 {
-    for (uint32_t i = 0; i < AP_NUM_CLASSES && tc->grown + need > AP_TCACHE_BUDGET; i++) {
+    uint32_t n = atomic_load_explicit(&live_caches, memory_order_relaxed);
+    uint32_t b = AP_TCACHE_BUDGET_ALL / (n ? n : 1);
+    return b > AP_TCACHE_BUDGET       ? AP_TCACHE_BUDGET
+           : b < AP_TCACHE_BUDGET_MIN ? AP_TCACHE_BUDGET_MIN
+                                      : b;
+}
+
+static bool steal_capacity(ap_tcache_t *tc, uint32_t cls, uint32_t need, uint32_t budget)
+{
+    for (uint32_t i = 0; i < AP_NUM_CLASSES && tc->grown + need > budget; i++) {
         uint32_t c = tc->steal_next;
         tc->steal_next = c + 1 < AP_NUM_CLASSES ? c + 1 : 1;
         uint32_t max = tc->list[c].max;
@@ -233,7 +246,7 @@ static bool steal_capacity(ap_tcache_t *tc, uint32_t cls, uint32_t need)
             flush_list(tc, c, n - keep);
         set_max(tc, c, keep);
     }
-    return tc->grown + need <= AP_TCACHE_BUDGET;
+    return tc->grown + need <= budget;
 }
 
 /* Slow start: one more per miss or overflow up to a batch, then a batch more
@@ -249,9 +262,9 @@ static void grow_max(ap_tcache_t *tc, uint32_t cls)
         max = max + batch < cap ? max + batch : cap;
     if (max == old)
         return;
-    uint32_t size = ap_class_size[cls];
-    if (!steal_capacity(tc, cls, (max - old) * size)) {
-        uint32_t room = AP_TCACHE_BUDGET > tc->grown ? (AP_TCACHE_BUDGET - tc->grown) / size : 0;
+    uint32_t size = ap_class_size[cls], budget = ap_tcache_budget();
+    if (!steal_capacity(tc, cls, (max - old) * size, budget)) {
+        uint32_t room = budget > tc->grown ? (budget - tc->grown) / size : 0;
         max = old + room;
         if (max == old)
             return;
@@ -393,6 +406,7 @@ void ap_tcache_fork_child(void)
     registry = NULL;
     for (uint32_t i = 0; i < AP_MAX_SHARDS; i++)
         shard_threads[i] = 0;
+    atomic_store_explicit(&live_caches, tc->state == AP_TC_LIVE, memory_order_relaxed);
     if (tc->state == AP_TC_LIVE) {
         tc->next = tc->prev = NULL;
         registry = tc;

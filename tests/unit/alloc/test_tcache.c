@@ -433,6 +433,56 @@ static void thread_cache_stays_within_budget(void **state)
     assert_int_equal((uintptr_t)bad, 0);
 }
 
+/* With 64 threads live, each one's lists grow only to its share of the
+ * 32 MiB that all caches may hold together (about 500 KiB, not 1 MiB). */
+#define POOL 64
+static pthread_barrier_t pool_ready, pool_done;
+
+static void *pool_thread(void *arg)
+{
+    static __thread void *objs[1024];
+    ap_free(ap_malloc(16)); /* its cache is live */
+    pthread_barrier_wait(&pool_ready);
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+        for (int round = 0; round < 3; round++) {
+            for (uint32_t i = 0; i < ap_class_cap[c]; i++)
+                objs[i] = ap_malloc(ap_class_size[c]);
+            for (uint32_t i = 0; i < ap_class_cap[c]; i++)
+                ap_free(objs[i]);
+        }
+    uint64_t held = 0, floor = 0;
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
+        held += (uint64_t)ap_tlist_count(&ap_tls_tcache, c) * ap_class_size[c];
+        floor += ap_class_size[c];
+    }
+    uintptr_t bad = held > ap_tcache_budget() + floor;
+    pthread_barrier_wait(&pool_done);
+    return (void *)bad;
+}
+
+static void budget_shrinks_with_threads(void **state)
+{
+    (void)state;
+    pthread_t t[POOL];
+    pthread_barrier_init(&pool_ready, NULL, POOL);
+    pthread_barrier_init(&pool_done, NULL, POOL + 1);
+    for (int i = 0; i < POOL; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, pool_thread, NULL), 0);
+    pthread_barrier_wait(&pool_done); /* all 64 have measured, and are still live */
+    uint32_t budget = ap_tcache_budget();
+    assert_true(budget < AP_TCACHE_BUDGET && budget >= AP_TCACHE_BUDGET_ALL / (POOL + 2));
+    uintptr_t bad = 0;
+    for (int i = 0; i < POOL; i++) {
+        void *r;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        bad |= (uintptr_t)r;
+    }
+    assert_int_equal(bad, 0);
+    assert_int_equal(ap_tcache_budget(), AP_TCACHE_BUDGET); /* the pool is gone */
+    pthread_barrier_destroy(&pool_ready);
+    pthread_barrier_destroy(&pool_done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +496,7 @@ int main(void)
         cmocka_unit_test(remote_frees_go_home),
         cmocka_unit_test(class_stats_add_up),
         cmocka_unit_test(thread_cache_stays_within_budget),
+        cmocka_unit_test(budget_shrinks_with_threads),
     };
     return cmocka_run_group_tests_name("alloc.tcache", tests, NULL, NULL);
 }
