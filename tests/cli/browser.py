@@ -52,6 +52,9 @@ class Browser:
              f"--window-size={width},{height}", "about:blank"],
             preexec_fn=fds, close_fds=False,  # 3 and 4 are made in fds()
             start_new_session=True,  # its helpers (zygote, renderers) die with it in close()
+            # its singleton socket directory goes into the profile, removed in close(),
+            # not into /tmp, where 200 of them had piled up
+            env=dict(os.environ, TMPDIR=self.profile),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)

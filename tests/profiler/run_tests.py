@@ -702,7 +702,9 @@ def case_chromium():
                "--disable-sync", "--user-data-dir=" + prof, "--dump-dom", "file://" + page]
         if profiled:
             cmd = [CLI, "run", "-o", os.path.join(TMP, "chromium.db"), *opts, "--"] + cmd
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        os.makedirs(prof, exist_ok=True)  # also its TMPDIR: no singleton directory left in /tmp
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, TMPDIR=prof))
         shutil.rmtree(prof, ignore_errors=True)
         return r
 
