@@ -436,7 +436,7 @@ static void thread_cache_stays_within_budget(void **state)
 /* With 64 threads live, each one's lists grow only to its share of the
  * 32 MiB that all caches may hold together (about 500 KiB, not 1 MiB). */
 #define POOL 64
-static pthread_barrier_t pool_ready, pool_done;
+static pthread_barrier_t pool_ready, pool_done, pool_exit;
 
 static void *pool_thread(void *arg)
 {
@@ -457,6 +457,7 @@ static void *pool_thread(void *arg)
     }
     uintptr_t bad = held > ap_tcache_budget() + floor;
     pthread_barrier_wait(&pool_done);
+    pthread_barrier_wait(&pool_exit); /* live until the main thread has looked */
     return (void *)bad;
 }
 
@@ -466,10 +467,12 @@ static void budget_shrinks_with_threads(void **state)
     pthread_t t[POOL];
     pthread_barrier_init(&pool_ready, NULL, POOL);
     pthread_barrier_init(&pool_done, NULL, POOL + 1);
+    pthread_barrier_init(&pool_exit, NULL, POOL + 1);
     for (int i = 0; i < POOL; i++)
         assert_int_equal(pthread_create(&t[i], NULL, pool_thread, NULL), 0);
     pthread_barrier_wait(&pool_done); /* all 64 have measured, and are still live */
     uint32_t budget = ap_tcache_budget();
+    pthread_barrier_wait(&pool_exit);
     assert_true(budget < AP_TCACHE_BUDGET && budget >= AP_TCACHE_BUDGET_ALL / (POOL + 2));
     uintptr_t bad = 0;
     for (int i = 0; i < POOL; i++) {
@@ -481,6 +484,7 @@ static void budget_shrinks_with_threads(void **state)
     assert_int_equal(ap_tcache_budget(), AP_TCACHE_BUDGET); /* the pool is gone */
     pthread_barrier_destroy(&pool_ready);
     pthread_barrier_destroy(&pool_done);
+    pthread_barrier_destroy(&pool_exit);
 }
 
 int main(void)
