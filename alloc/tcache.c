@@ -59,7 +59,6 @@ static bool exit_key_ready;
 /* Slot blocks of exited threads, for new ones (registry lock); each
  * block's first word links the next. */
 #define AP_SPARE_BLOCKS 64
-
 static void **spare_blocks;
 static uint32_t nspare;
 
@@ -219,11 +218,7 @@ static void tcache_setup(ap_tcache_t *tc)
 
 static void flush_list(ap_tcache_t *tc, uint32_t cls, uint32_t n);
 
-/* Makes room for `need` more bytes of capacity under the thread's budget by
- * halving other classes' capacity, round robin (tcmalloc steals the same
- * way), their objects above the new capacity going to the central lists.
- * A class the thread uses gets its capacity back on its next misses; one it
- * has stopped using keeps a single object. Returns whether it made room. */
+/* A thread's budget now: clamp(32 MiB / live threads, 128 KiB, 1 MiB). */
 uint32_t ap_tcache_budget(void)
 {
     uint32_t n = atomic_load_explicit(&live_caches, memory_order_relaxed);
@@ -233,6 +228,11 @@ uint32_t ap_tcache_budget(void)
                                       : b;
 }
 
+/* Makes room for `need` more bytes of capacity under the thread's budget by
+ * halving other classes' capacity, round robin (tcmalloc steals the same
+ * way), their objects above the new capacity going to the central lists.
+ * A class the thread uses gets its capacity back on its next misses; one it
+ * has stopped using keeps a single object. Returns whether it made room. */
 static bool steal_capacity(ap_tcache_t *tc, uint32_t cls, uint32_t need, uint32_t budget)
 {
     for (uint32_t i = 0; i < AP_NUM_CLASSES && tc->grown + need > budget; i++) {

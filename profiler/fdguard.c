@@ -30,8 +30,9 @@
  *
  * The dump thread (dump.c) has a descriptor table of its own: what it opens
  * is invisible to the program, even between open() and the move up. The
- * guard still applies there (the same calls), and matters for the exit dump
- * and the process row at start-up, which run in the program's table.
+ * guard still applies there (the same calls), and matters for the process
+ * row at start-up, a forked child's first connection and the exit dump of a
+ * process whose dump thread never started, which use the program's table.
  *
  * The table is small (a connection holds three files, libunwind a pipe
  * and the odd file) and taken under its own lock; a check is one fstat.

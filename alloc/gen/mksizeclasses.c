@@ -47,6 +47,7 @@
  *
  * Usage: mksizeclasses [OUT]   (stdout when OUT is absent)
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -96,9 +97,9 @@ static void add_class(unsigned size)
     c->size = size;
     c->pages = pages;
     c->objs = pages * PAGE_SIZE / size;
-    unsigned cache = size < COARSE_FROM ? SMALL_CACHE : BIG_CACHE;
-    c->batch = clampu((size < COARSE_FROM ? cache : cache / 2) / size, 2, 32);
-    c->cap = clampu(cache / size, c->batch, 1024);
+    bool coarse = size >= COARSE_FROM;
+    c->batch = clampu((coarse ? BIG_CACHE / 2 : SMALL_CACHE) / size, 2, 32);
+    c->cap = clampu((coarse ? BIG_CACHE : SMALL_CACHE) / size, c->batch, 1024);
 }
 
 static int class_of(unsigned n)
