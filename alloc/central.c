@@ -33,7 +33,6 @@
  * Lock order: central lock -> page heap lock; two central locks are never
  * held at once. See docs/architecture.md.
  */
-#include <sched.h>
 #include <string.h>
 
 #include "alloc_internal.h"
@@ -111,9 +110,8 @@ void ap_central_shard_init(uint32_t shard)
 
 void ap_central_init(void)
 {
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    ap_nshards = n < 1 ? 1 : n > AP_MAX_SHARDS ? AP_MAX_SHARDS : (uint32_t)n;
+    uint32_t n = ap_os_ncpus();
+    ap_nshards = n > AP_MAX_SHARDS ? AP_MAX_SHARDS : n;
     ap_central_shard_init(0);
 }
 

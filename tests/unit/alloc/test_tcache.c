@@ -6,6 +6,7 @@
  * per-class statistics add up, and a thread's cache stays within its budget.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "test_helpers.h"
@@ -265,6 +266,27 @@ static void *probe_thread(void *arg)
     return NULL;
 }
 
+/* One shard per CPU the process may run on, counted by our own system call:
+ * the same count as libc's, also with a narrower affinity mask. */
+static void shards_follow_the_affinity_mask(void **state)
+{
+    cpu_set_t all, one;
+    ap_free(ap_malloc(16)); /* the allocator is set up */
+    assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+    assert_int_equal(ap_os_ncpus(), (uint32_t)CPU_COUNT(&all));
+    uint32_t want = CPU_COUNT(&all) > AP_MAX_SHARDS ? AP_MAX_SHARDS : (uint32_t)CPU_COUNT(&all);
+    assert_int_equal(ap_nshards, want);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &all))
+        cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    uint32_t n = ap_os_ncpus();
+    assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+    assert_int_equal(n, 1);
+}
+
 /* Threads alive at once get different shards while there are shards with
  * fewer threads; a shard whose threads have exited is reused. */
 static void threads_get_shards_of_their_own(void **state)
@@ -496,6 +518,7 @@ int main(void)
         cmocka_unit_test(thread_exit_drains_cache),
         cmocka_unit_test(no_slot_block_no_cache),
         cmocka_unit_test(exited_threads_blocks_are_reused),
+        cmocka_unit_test(shards_follow_the_affinity_mask),
         cmocka_unit_test(threads_get_shards_of_their_own),
         cmocka_unit_test(remote_frees_go_home),
         cmocka_unit_test(class_stats_add_up),
