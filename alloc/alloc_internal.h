@@ -120,9 +120,9 @@ typedef struct {
 } ap_os_ops_t;
 
 extern const ap_os_ops_t ap_os_default_ops;
+extern const ap_os_ops_t *ap_os_ops;
 /* CPUs this process may run on, at least 1 (os.c: a system call of its own). */
 uint32_t ap_os_ncpus(void);
-extern const ap_os_ops_t *ap_os_ops;
 
 AP_INLINE void *ap_os_map(size_t bytes)
 {

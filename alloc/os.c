@@ -5,14 +5,14 @@
  * aligned; the kernel gives 4 KiB alignment, so we over-map and trim.
  * Released pages use MADV_DONTNEED: RSS drops at once and the pages read back
  * as zero, which lets calloc skip its memset on released spans. The clock
- * for the page heap's decay is here too, so tests can drive it.
+ * for the page heap's decay is here too, so tests can drive it, and the
+ * count of CPUs the central shards are sized by (ap_os_ncpus).
  */
 #include <errno.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "alloc_internal.h"
 
