@@ -409,22 +409,27 @@ static void class_stats_add_up(void **state)
     free(st);
 }
 
+/* The calling thread allocates and frees a class's cap of objects, `rounds`
+ * times for each class in turn, so every list grows as far as it may. */
+static void fill_class_lists(int rounds)
+{
+    static __thread void *objs[1024];
+    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
+        for (int round = 0; round < rounds; round++) {
+            for (uint32_t i = 0; i < ap_class_cap[c]; i++)
+                objs[i] = ap_malloc(ap_class_size[c]);
+            for (uint32_t i = 0; i < ap_class_cap[c]; i++)
+                ap_free(objs[i]);
+        }
+}
+
 /* A thread that has filled the list of every class holds at most the budget
  * beyond one object per class; the class it used last kept its capacity
  * (taken from the others), and no list holds more than its max. */
 static void *fill_every_class(void *arg)
 {
-    static __thread void *objs[1024];
     uintptr_t bad = 0;
-    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
-        uint32_t n = ap_class_cap[c];
-        for (int round = 0; round < 40; round++) {
-            for (uint32_t i = 0; i < n; i++)
-                objs[i] = ap_malloc(ap_class_size[c]);
-            for (uint32_t i = 0; i < n; i++)
-                ap_free(objs[i]);
-        }
-    }
+    fill_class_lists(40);
     ap_tcache_t *tc = &ap_tls_tcache;
     uint64_t held = 0, floor = 0, caps = 0;
     for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
@@ -462,16 +467,9 @@ static pthread_barrier_t pool_ready, pool_done, pool_exit;
 
 static void *pool_thread(void *arg)
 {
-    static __thread void *objs[1024];
     ap_free(ap_malloc(16)); /* its cache is live */
     pthread_barrier_wait(&pool_ready);
-    for (uint32_t c = 1; c < AP_NUM_CLASSES; c++)
-        for (int round = 0; round < 3; round++) {
-            for (uint32_t i = 0; i < ap_class_cap[c]; i++)
-                objs[i] = ap_malloc(ap_class_size[c]);
-            for (uint32_t i = 0; i < ap_class_cap[c]; i++)
-                ap_free(objs[i]);
-        }
+    fill_class_lists(3);
     uint64_t held = 0, floor = 0;
     for (uint32_t c = 1; c < AP_NUM_CLASSES; c++) {
         held += (uint64_t)ap_tlist_count(&ap_tls_tcache, c) * ap_class_size[c];
